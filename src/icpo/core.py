@@ -1,0 +1,273 @@
+"""ICPO advantage math: small, pure, vectorised torch functions, free of any engine.
+
+Every function works on a flat batch laid out as consecutive groups of ``group_size`` rows
+(rows ``[k*G, (k+1)*G)`` are the G sampled responses to prompt k), the layout TRL and verl use.
+
+The algorithm, top to bottom (docs/method.md has the full story):
+
+1. confidence      c_i = (1/L_i) * sum_t log pi_old(o_t | q, o_<t)             ``sequence_confidence``
+2. preference      p_i in [0, 1], larger for LOWER confidence (``direction="low"``) ``preference_scores``
+     bt:   z = (c - mean_g c) / (std_g c + eps),  p_i = mean_{j != i} sigmoid((z_j - z_i) / tau)
+     rank: p_i = 1 - k_i / (G' - 1),  k_i the ascending rank of c_i (ties share the mean rank)
+3. combination                                                                   ``icpo_advantages``
+     reward:    A = GRPO(r + alpha * p)
+     advantage: A = GRPO(r) + alpha * (p - mean_g p)
+   with GRPO(x)_i = (x_i - mean_g x) / (std x + eps), std over the group ("group"), the batch
+   ("batch"), or no scaling ("none"). alpha = 0 gives GRPO exactly (``grpo_advantages``).
+
+Invalid inputs never poison a group:
+- a NaN (or infinite) reward marks an unscorable row: its advantage is exactly 0 and it is left out
+  of the group mean and std (TRL's convention);
+- a row whose confidence is not finite (no completion tokens, a -inf log-prob) takes no part in the
+  preference step and gets the neutral score 0.5, which is the group mean of p for both methods;
+- nothing non-finite leaves ``preference_scores`` or the advantage functions.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+Method = Literal["bt", "rank"]
+Combine = Literal["reward", "advantage"]
+Scale = Literal["group", "batch", "none"]
+Direction = Literal["low", "high"]
+Schedule = Literal["constant", "linear"]
+
+METHODS: tuple[str, ...] = ("bt", "rank")
+COMBINES: tuple[str, ...] = ("reward", "advantage")
+SCALES: tuple[str, ...] = ("group", "batch", "none")
+DIRECTIONS: tuple[str, ...] = ("low", "high")
+SCHEDULES: tuple[str, ...] = ("constant", "linear")
+
+NEUTRAL_PREFERENCE = 0.5
+# Confidences are mean log-probs (<= 0, in practice > -100). Clamping keeps the z-score arithmetic
+# finite for adversarial inputs without changing the order of any realistic pair.
+_CONFIDENCE_CLAMP = 1e6
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {choices}.")
+
+
+def _check_layout(group_size: int, *tensors: tuple[str, torch.Tensor]) -> int:
+    """Validate the flat grouped layout and return the number of groups."""
+    if not isinstance(group_size, int) or group_size < 2:
+        raise ValueError(
+            f"group_size must be an integer >= 2 (a group needs two responses to compare), got {group_size!r}."
+        )
+    first_name, first = tensors[0]
+    for name, tensor in tensors:
+        if tensor.dim() != 1:
+            raise ValueError(f"{name} must be a 1-D tensor of shape [batch], got shape {tuple(tensor.shape)}.")
+        if tensor.shape != first.shape:
+            raise ValueError(
+                f"{name} has {tensor.numel()} rows but {first_name} has {first.numel()}; "
+                "pass one value per sampled response for both."
+            )
+    batch = first.numel()
+    if batch % group_size != 0:
+        raise ValueError(
+            f"batch of {batch} rows is not divisible by group_size={group_size}; "
+            f"the batch must hold whole groups ({batch // group_size} groups would leave {batch % group_size} rows)."
+        )
+    return batch // group_size
+
+
+def nanstd(x: torch.Tensor, dim: int | None = None, keepdim: bool = False) -> torch.Tensor:
+    """Bessel-corrected standard deviation ignoring NaNs; NaN where fewer than two values remain.
+
+    The same arithmetic as TRL's ``nanstd``, so GRPO advantages match TRL's to the bit.
+    """
+    mean = torch.nanmean(x, dim=dim, keepdim=True)
+    variance = torch.nanmean((x - mean) ** 2, dim=dim, keepdim=True)
+    count = torch.sum(~torch.isnan(x), dim=dim, keepdim=True)
+    correction = torch.where(count > 1, count / (count - 1), torch.full_like(variance, float("nan")))
+    std = torch.sqrt(variance * correction)
+    if keepdim or dim is None:
+        return std if keepdim else std.reshape(())
+    return std.squeeze(dim)
+
+
+def sequence_confidence(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Length-normalised sequence log-probability, the paper's intrinsic confidence.
+
+    c_i = (1 / L_i) * sum_t mask_it * logp_it,   L_i = sum_t mask_it
+
+    Args:
+        token_logps: [B, T] per-token log-probs of the sampled tokens (padding may hold anything).
+        mask: [B, T] 1 for real completion tokens, 0 for padding.
+
+    Returns:
+        [B] float32. NaN marks "no confidence": a row with no completion tokens or a non-finite
+        log-prob under its mask. Downstream functions treat NaN as "takes no part".
+    """
+    if token_logps.dim() != 2 or token_logps.shape != mask.shape:
+        raise ValueError(
+            f"token_logps {tuple(token_logps.shape)} and mask {tuple(mask.shape)} must both be [batch, tokens] "
+            "with the same shape."
+        )
+    keep = mask.bool()
+    logps = torch.where(keep, token_logps.float(), torch.zeros((), dtype=torch.float32, device=token_logps.device))
+    lengths = keep.sum(dim=1)
+    confidence = logps.sum(dim=1) / lengths.clamp(min=1)
+    defined = (lengths > 0) & torch.isfinite(logps).all(dim=1)
+    return torch.where(defined, confidence, torch.full_like(confidence, float("nan")))
+
+
+def preference_scores(
+    confidence: torch.Tensor,
+    group_size: int,
+    method: Method = "bt",
+    tau: float = 1.0,
+    direction: Direction = "low",
+    eps: float = 1e-6,
+) -> torch.Tensor:
+    """Pairwise preference score of each response within its group, in [0, 1].
+
+    With ``direction="low"`` (the paper) the less confident response wins each pairwise comparison:
+      bt:   p_i = mean_{j != i} sigmoid((z_j - z_i) / tau),  z the group z-score of c
+            (the Bradley-Terry probability that i is preferred over a random peer);
+      rank: p_i = 1 - k_i / (G' - 1),  k_i the 0-based ascending rank of c_i among the G' rows with a
+            finite confidence, ties sharing their mean rank.
+    ``direction="high"`` reverses every comparison (an ablation control): p_high = 1 - p_low.
+
+    Rows with a non-finite confidence, and every row of a group with fewer than two finite
+    confidences, get the neutral 0.5. Both methods have group mean 0.5 over participating rows.
+    """
+    _check_choice("method", method, METHODS)
+    _check_choice("direction", direction, DIRECTIONS)
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0 (it divides the z-score gap), got {tau!r}.")
+    num_groups = _check_layout(group_size, ("confidence", confidence))
+
+    c = confidence.float().reshape(num_groups, group_size)
+    valid = torch.isfinite(c)
+    c = torch.where(valid, c.clamp(-_CONFIDENCE_CLAMP, _CONFIDENCE_CLAMP), torch.zeros_like(c))
+    if direction == "high":
+        c = -c
+    num_valid = valid.sum(dim=1, keepdim=True)
+    peers = (num_valid - 1).clamp(min=1)
+    not_self = ~torch.eye(group_size, dtype=torch.bool, device=c.device)
+    pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & not_self  # [N, i, j]: both rows take part, i != j
+
+    if method == "bt":
+        mean = c.sum(dim=1, keepdim=True) / num_valid.clamp(min=1)
+        centred = torch.where(valid, c - mean, torch.zeros_like(c))
+        std = (centred.pow(2).sum(dim=1, keepdim=True) / peers).sqrt()
+        z = centred / (std + eps)
+        wins = torch.sigmoid((z.unsqueeze(1) - z.unsqueeze(2)) / tau)  # [N, i, j] = sigmoid((z_j - z_i)/tau)
+        scores = (wins * pairs).sum(dim=2) / peers
+    else:
+        below = (c.unsqueeze(1) < c.unsqueeze(2)) & pairs  # [N, i, j] = c_j < c_i
+        tied = (c.unsqueeze(1) == c.unsqueeze(2)) & pairs
+        rank = below.sum(dim=2) + 0.5 * tied.sum(dim=2)
+        scores = 1.0 - rank / peers
+
+    takes_part = valid & (num_valid >= 2)
+    scores = torch.where(takes_part, scores, torch.full_like(scores, NEUTRAL_PREFERENCE))
+    return scores.reshape(-1)
+
+
+def _group_normalise(values: torch.Tensor, num_groups: int, scale: Scale, eps: float) -> torch.Tensor:
+    """GRPO's normalisation: (x - mean_g x) / (std + eps), NaN rows ignored; TRL's arithmetic."""
+    grouped = values.reshape(num_groups, -1)
+    centred = (grouped - torch.nanmean(grouped, dim=1, keepdim=True)).reshape(-1)
+    if scale == "none":
+        return centred
+    if scale == "group":
+        std = nanstd(grouped, dim=1, keepdim=True).expand_as(grouped).reshape(-1)
+    else:
+        std = nanstd(values).expand_as(values)
+    return centred / (std + eps)
+
+
+def icpo_advantages(
+    rewards: torch.Tensor,
+    confidence: torch.Tensor,
+    group_size: int,
+    alpha: float,
+    method: Method = "bt",
+    tau: float = 1.0,
+    direction: Direction = "low",
+    combine: Combine = "reward",
+    scale: Scale = "group",
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """ICPO advantages for a flat grouped batch.
+
+      reward:    A = GRPO(r + alpha * p)                    (the paper's "final reward" reading)
+      advantage: A = GRPO(r) + alpha * (p - mean_g p)
+
+    p = ``preference_scores(confidence, ...)``; GRPO as in ``grpo_advantages``. Unscorable rows
+    (non-finite reward) get exactly 0 and are excluded from every group statistic. ``eps`` defaults
+    to TRL's 1e-4 (verl uses 1e-6).
+    """
+    _check_choice("combine", combine, COMBINES)
+    _check_choice("scale", scale, SCALES)
+    num_groups = _check_layout(group_size, ("rewards", rewards), ("confidence", confidence))
+    if not (isinstance(alpha, (int, float)) and alpha >= 0 and alpha == alpha and alpha != float("inf")):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
+
+    r = rewards.float()
+    scorable = torch.isfinite(r)
+    r = torch.where(scorable, r, torch.full_like(r, float("nan")))
+    p = preference_scores(confidence, group_size, method=method, tau=tau, direction=direction)
+
+    if combine == "reward":
+        advantages = _group_normalise(r + alpha * p, num_groups, scale, eps)
+    else:
+        p_scorable = torch.where(scorable, p, torch.full_like(p, float("nan"))).reshape(num_groups, group_size)
+        p_centred = (p_scorable - torch.nanmean(p_scorable, dim=1, keepdim=True)).reshape(-1)
+        advantages = _group_normalise(r, num_groups, scale, eps) + alpha * p_centred
+    return torch.nan_to_num(advantages, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def grpo_advantages(
+    rewards: torch.Tensor, group_size: int, scale: Scale = "group", eps: float = 1e-4
+) -> torch.Tensor:
+    """GRPO advantages A_i = (r_i - mean_g r) / (std r + eps): ICPO's alpha = 0 case, same code path."""
+    no_confidence = torch.full_like(rewards, float("nan"), dtype=torch.float32)
+    return icpo_advantages(rewards, no_confidence, group_size, alpha=0.0, scale=scale, eps=eps)
+
+
+def scheduled_alpha(alpha: float, schedule: Schedule, step: int, total_steps: int) -> float:
+    """alpha in force at ``step``: constant, or linear decay alpha * max(0, 1 - step / total_steps)."""
+    _check_choice("schedule", schedule, SCHEDULES)
+    if schedule == "constant" or total_steps <= 0:
+        return float(alpha)
+    return float(alpha) * max(0.0, 1.0 - step / total_steps)
+
+
+# --- diagnostics ------------------------------------------------------------------------------------
+
+
+def rank_flip_rate(rewards: torch.Tensor, advantages: torch.Tensor, group_size: int) -> float:
+    """Fraction of same-group pairs with different (finite) rewards whose advantage order disagrees
+    with the reward order (reversed or tied). 0 when no such pair exists."""
+    num_groups = _check_layout(group_size, ("rewards", rewards), ("advantages", advantages))
+    r = rewards.float().reshape(num_groups, group_size)
+    a = advantages.float().reshape(num_groups, group_size)
+    finite = torch.isfinite(r)
+    reward_order = torch.sign(r.unsqueeze(2) - r.unsqueeze(1))
+    advantage_order = torch.sign(a.unsqueeze(2) - a.unsqueeze(1))
+    ordered = (reward_order != 0) & finite.unsqueeze(2) & finite.unsqueeze(1)
+    total = int(ordered.sum())
+    if total == 0:
+        return 0.0
+    return float(((advantage_order != reward_order) & ordered).sum()) / total
+
+
+def overconfident_error_rate(confidence: torch.Tensor, correct: torch.Tensor, group_size: int) -> float:
+    """Among wrong answers with a finite confidence, the fraction whose confidence is strictly above
+    their group's median confidence. 0 when there is no such wrong answer."""
+    num_groups = _check_layout(group_size, ("confidence", confidence), ("correct", correct))
+    c = confidence.float().reshape(num_groups, group_size)
+    median = torch.nanmedian(torch.where(torch.isfinite(c), c, torch.full_like(c, float("nan"))), dim=1).values
+    wrong = ~correct.bool().reshape(num_groups, group_size) & torch.isfinite(c)
+    total = int(wrong.sum())
+    if total == 0:
+        return 0.0
+    return float((wrong & (c > median.unsqueeze(1))).sum()) / total
