@@ -17,7 +17,7 @@ The algorithm, top to bottom (docs/method.md has the full story):
 
 Invalid inputs never poison a group:
 - a NaN (or infinite) reward marks an unscorable row: its advantage is exactly 0 and it is left out
-  of the group mean and std (TRL's convention);
+  of the group mean and std (TRL's convention) and of the preference step;
 - a row whose confidence is not finite (no completion tokens, a -inf log-prob) takes no part in the
   preference step and gets the neutral score 0.5, which is the group mean of p for both methods;
 - nothing non-finite leaves ``preference_scores`` or the advantage functions.
@@ -214,6 +214,8 @@ def icpo_advantages(
     r = rewards.float()
     scorable = torch.isfinite(r)
     r = torch.where(scorable, r, torch.full_like(r, float("nan")))
+    # An unscorable row takes no part in the preference step either, so it cannot move its peers' p.
+    confidence = torch.where(scorable, confidence.float(), torch.full_like(r, float("nan")))
     p = preference_scores(confidence, group_size, method=method, tau=tau, direction=direction)
 
     if combine == "reward":
