@@ -1,0 +1,149 @@
+"""Time ``icpo_advantages`` on a large flat batch against a per-group Python loop.
+
+Workload: 4096 groups x 16 rows (65,536 responses), 0/1 rewards, confidences uniform in [-3, 0],
+alpha = 0.5, combine="reward", scale="group", for method "bt" and "rank".
+
+    vectorised  one call of icpo_advantages on the whole batch;
+    loop        the baseline: a Python loop over the 4096 groups, each calling icpo_advantages on its own
+                16 rows (the same torch code, one group per call). With scale="group" every group is
+                independent, so both give the same advantages; the script checks that before timing.
+
+Each figure is the median of timed calls (``--runs`` for the vectorised call, ``--loop-runs`` for the
+loop, which takes seconds per call) after ``--warmup`` untimed ones. Both implementations are measured
+in the same process, one after the other, so the ratio compares like with like.
+
+    .venv/bin/python benchmarks/bench_core.py [--runs 20] [--loop-runs 5] [--threads N] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from icpo.core import METHODS, icpo_advantages
+
+ALPHA = 0.5
+
+
+def make_batch(num_groups: int, group_size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    rewards = torch.randint(0, 2, (num_groups * group_size,), generator=generator).float()
+    confidence = -3 * torch.rand(num_groups * group_size, generator=generator)
+    return rewards, confidence
+
+
+def vectorised(rewards: torch.Tensor, confidence: torch.Tensor, group_size: int, method: str) -> torch.Tensor:
+    return icpo_advantages(rewards, confidence, group_size, ALPHA, method=method, combine="reward")
+
+
+def per_group_loop(
+    rewards: torch.Tensor, confidence: torch.Tensor, group_size: int, method: str
+) -> torch.Tensor:
+    return torch.cat(
+        [
+            vectorised(
+                rewards[start : start + group_size],
+                confidence[start : start + group_size],
+                group_size,
+                method,
+            )
+            for start in range(0, rewards.numel(), group_size)
+        ]
+    )
+
+
+def median_ms(call: Callable[[], torch.Tensor], runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        call()
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(timings)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--groups", type=int, default=4096)
+    parser.add_argument("--group-size", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=20, help="timed calls per figure (median reported)")
+    parser.add_argument("--loop-runs", type=int, default=5, help="timed calls of the loop baseline")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+
+    rewards, confidence = make_batch(args.groups, args.group_size)
+    results = []
+    for method in tqdm(METHODS, desc="methods"):
+        fast = vectorised(rewards, confidence, args.group_size, method)
+        torch.testing.assert_close(per_group_loop(rewards, confidence, args.group_size, method), fast)
+        vectorised_ms = median_ms(
+            lambda m=method: vectorised(rewards, confidence, args.group_size, m), args.runs, args.warmup
+        )
+        loop_ms = median_ms(
+            lambda m=method: per_group_loop(rewards, confidence, args.group_size, m),
+            args.loop_runs,
+            args.warmup,
+        )
+        results.append(
+            {
+                "method": method,
+                "vectorised_ms": vectorised_ms,
+                "loop_ms": loop_ms,
+                "speedup": loop_ms / vectorised_ms,
+            }
+        )
+
+    setup = {
+        "groups": args.groups,
+        "group_size": args.group_size,
+        "runs": args.runs,
+        "loop_runs": args.loop_runs,
+        "warmup": args.warmup,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": cpu_model(),
+        "load_average_at_end": os.getloadavg(),
+    }
+    print(
+        f"icpo_advantages, {args.groups} groups x {args.group_size} rows, combine=reward, scale=group; "
+        f"median of {args.runs} runs (loop: {args.loop_runs}); "
+        f"torch {setup['torch']}, {setup['threads']} threads, {setup['cpu']}\n"
+    )
+    print("| method | vectorised (ms) | per-group loop (ms) | speedup |")
+    print("|---|---:|---:|---:|")
+    for row in results:
+        print(
+            f"| {row['method']} | {row['vectorised_ms']:.2f} | {row['loop_ms']:.1f} | {row['speedup']:.0f}x |"
+        )
+    if args.json is not None:
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps({"setup": setup, "results": results}, indent=2) + "\n")
+        os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()

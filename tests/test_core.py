@@ -1,0 +1,536 @@
+"""Properties of the ICPO math in ``icpo.core``.
+
+The central check compares icpo.core against ``reference_advantages``: an independent, deliberately slow
+plain-Python implementation written row by row from the equations in docs/method.md (float64, loops, no
+torch). The other properties are the behaviours the method promises (alpha = 0 is GRPO, order
+equivariance, correct answers stay ahead, confidence fills flat groups, nothing non-finite escapes) and
+hand-computed cases for the smaller helpers and diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from icpo.core import (
+    COMBINES,
+    DIRECTIONS,
+    METHODS,
+    SCALES,
+    grpo_advantages,
+    icpo_advantages,
+    overconfident_error_rate,
+    preference_scores,
+    rank_flip_rate,
+    scheduled_alpha,
+    sequence_confidence,
+)
+
+NAN = float("nan")
+INF = float("inf")
+PROPERTY = settings(max_examples=150, deadline=None)
+
+
+# --- the slow reference, straight from the equations ----------------------------------------------
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _std(values: list[float]) -> float | None:
+    """Bessel-corrected standard deviation; None when fewer than two values."""
+    if len(values) < 2:
+        return None
+    mean = _mean(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+def reference_group_preference(
+    confidence: list[float], method: str, tau: float, direction: str, eps: float = 1e-6
+) -> list[float]:
+    """p_i for one group. Rows whose confidence is NaN/inf take no part and get 0.5.
+
+    bt:   z_i = (c_i - mean c) / (std c + eps),  p_i = 1/(G'-1) * sum_{j != i} sigmoid(s * (z_j - z_i) / tau)
+    rank: k_i = #{j: s*c_j < s*c_i} + 1/2 #{j != i: c_j = c_i},  p_i = 1 - k_i / (G' - 1)
+    with s = +1 for direction "low" (the less confident response wins) and s = -1 for "high".
+    """
+    sign = 1.0 if direction == "low" else -1.0
+    members = [i for i, c in enumerate(confidence) if math.isfinite(c)]
+    scores = [0.5] * len(confidence)
+    if len(members) < 2:
+        return scores
+    peers = len(members) - 1
+    if method == "bt":
+        values = [confidence[i] for i in members]
+        mean, std = _mean(values), _std(values)
+        z = {i: (confidence[i] - mean) / (std + eps) for i in members}
+        for i in members:
+            scores[i] = sum(_sigmoid(sign * (z[j] - z[i]) / tau) for j in members if j != i) / peers
+    else:
+        for i in members:
+            below = sum(1 for j in members if sign * confidence[j] < sign * confidence[i])
+            tied = sum(1 for j in members if j != i and confidence[j] == confidence[i])
+            scores[i] = 1.0 - (below + 0.5 * tied) / peers
+    return scores
+
+
+def reference_grpo(values: list[float], group_size: int, scale: str, eps: float = 1e-4) -> list[float]:
+    """(x_i - mean_g x) / (std + eps) over the finite entries; non-finite entries get 0.
+
+    std: Bessel std of the row's group ("group") or of every finite entry in the batch ("batch"), or
+    no division ("none"). A row alone in its group has x_i - mean = 0, so its advantage is 0.
+    """
+    batch_std = _std([v for v in values if math.isfinite(v)])
+    advantages = [0.0] * len(values)
+    for start in range(0, len(values), group_size):
+        rows = [i for i in range(start, start + group_size) if math.isfinite(values[i])]
+        if not rows:
+            continue
+        mean = _mean([values[i] for i in rows])
+        group_std = _std([values[i] for i in rows])
+        for i in rows:
+            centred = values[i] - mean
+            if scale == "none":
+                advantages[i] = centred
+            else:
+                std = group_std if scale == "group" else batch_std
+                advantages[i] = 0.0 if std is None else centred / (std + eps)
+    return advantages
+
+
+def reference_advantages(
+    rewards: list[float],
+    confidence: list[float],
+    group_size: int,
+    alpha: float,
+    method: str,
+    tau: float,
+    direction: str,
+    combine: str,
+    scale: str,
+) -> list[float]:
+    """ICPO advantages, one group at a time. Unscorable rows (non-finite reward) take no part anywhere.
+
+    reward:    A = GRPO(r + alpha * p)
+    advantage: A = GRPO(r) + alpha * (p - mean_g p), the mean over the group's scorable rows.
+    """
+    scorable = [math.isfinite(r) for r in rewards]
+    preference: list[float] = []
+    for start in range(0, len(rewards), group_size):
+        group = range(start, start + group_size)
+        taking_part = [confidence[i] if scorable[i] else NAN for i in group]
+        preference += reference_group_preference(taking_part, method, tau, direction)
+    if combine == "reward":
+        shaped = [
+            r + alpha * p if ok else NAN for r, p, ok in zip(rewards, preference, scorable, strict=True)
+        ]
+        return reference_grpo(shaped, group_size, scale)
+    advantages = reference_grpo(
+        [r if ok else NAN for r, ok in zip(rewards, scorable, strict=True)], group_size, scale
+    )
+    for start in range(0, len(rewards), group_size):
+        rows = [i for i in range(start, start + group_size) if scorable[i]]
+        if rows:
+            mean_p = _mean([preference[i] for i in rows])
+            for i in rows:
+                advantages[i] += alpha * (preference[i] - mean_p)
+    return advantages
+
+
+# --- strategies -----------------------------------------------------------------------------------
+
+# 0/1 rewards dominate (ties inside groups are the interesting case); a few graded ones and NaNs.
+REWARD = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(-2, 2, width=32), st.just(NAN))
+# A small grid makes exact ties likely; the continuous range covers everything else.
+CONFIDENCE = st.one_of(
+    st.sampled_from([-0.5, -1.0, -2.0]), st.floats(-8, 0, width=32), st.sampled_from([NAN, -INF, INF])
+)
+OPTIONS = st.fixed_dictionaries(
+    {
+        "method": st.sampled_from(METHODS),
+        "combine": st.sampled_from(COMBINES),
+        "scale": st.sampled_from(SCALES),
+        "direction": st.sampled_from(DIRECTIONS),
+        "tau": st.floats(0.2, 5),
+    }
+)
+
+
+@st.composite
+def batches(draw, reward=REWARD, confidence=CONFIDENCE, max_group: int = 8, max_groups: int = 4):
+    """(rewards, confidence, group_size) as float32 tensors laid out as consecutive groups."""
+    group_size = draw(st.integers(2, max_group))
+    rows = group_size * draw(st.integers(1, max_groups))
+    rewards = draw(st.lists(reward, min_size=rows, max_size=rows))
+    confidences = draw(st.lists(confidence, min_size=rows, max_size=rows))
+    return torch.tensor(rewards), torch.tensor(confidences), group_size
+
+
+def by_group(group_size: int, *tensors: torch.Tensor):
+    """Iterate over groups: one tuple of per-group Python lists (one list per tensor) per group."""
+    return zip(*(t.reshape(-1, group_size).tolist() for t in tensors), strict=True)
+
+
+# --- icpo_advantages against the reference --------------------------------------------------------
+
+
+@PROPERTY
+@given(batch=batches(), alpha=st.floats(0, 3), options=OPTIONS)
+def test_matches_the_loop_reference(batch, alpha, options):
+    rewards, confidence, group_size = batch
+    got = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    # The reference sees exactly the float32 inputs core sees; the remaining gap is float32 arithmetic,
+    # which the division by (std + 1e-4) can magnify when a group's shaped rewards are almost equal.
+    want = reference_advantages(rewards.tolist(), confidence.tolist(), group_size, alpha, **options)
+    torch.testing.assert_close(got, torch.tensor(want), rtol=1e-4, atol=1e-3)
+
+
+@PROPERTY
+@given(batch=batches(), method=st.sampled_from(METHODS), tau=st.floats(0.2, 5))
+def test_preference_matches_the_loop_reference_in_both_directions(batch, method, tau):
+    _, confidence, group_size = batch
+    for direction in DIRECTIONS:
+        got = preference_scores(confidence, group_size, method=method, tau=tau, direction=direction)
+        want = [
+            p
+            for (group,) in by_group(group_size, confidence)
+            for p in reference_group_preference(group, method, tau, direction)
+        ]
+        torch.testing.assert_close(got, torch.tensor(want), rtol=1e-5, atol=1e-5)
+
+
+# --- GRPO -----------------------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(batch=batches(), options=OPTIONS)
+def test_alpha_zero_is_grpo_bit_for_bit(batch, options):
+    rewards, confidence, group_size = batch
+    icpo = icpo_advantages(rewards, confidence, group_size, 0.0, **options)
+    assert torch.equal(icpo, grpo_advantages(rewards, group_size, scale=options["scale"]))
+
+
+@settings(max_examples=50, deadline=None)
+@given(batch=batches(reward=st.one_of(st.sampled_from([0.0, 1.0]), st.floats(-2, 2, width=32))))
+def test_grpo_equals_trl_advantages_bit_for_bit(batch):
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    rewards, _, group_size = batch
+    grouped = rewards.view(-1, group_size)
+    # TRL's GRPOTrainer: (r - group mean) / (std + 1e-4), std from TRL's own nanstd.
+    mean = torch.nanmean(grouped, dim=1).repeat_interleave(group_size)
+    for scale, std in (
+        ("group", trl_utils.nanstd(grouped, dim=1).repeat_interleave(group_size)),
+        ("batch", trl_utils.nanstd(rewards).expand_as(rewards)),
+    ):
+        want = torch.nan_to_num((rewards - mean) / (std + 1e-4), nan=0.0)
+        assert torch.equal(grpo_advantages(rewards, group_size, scale=scale), want), scale
+    assert torch.equal(grpo_advantages(rewards, group_size, scale="none"), rewards - mean)
+
+
+# --- order equivariance ---------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(batch=batches(), alpha=st.floats(0, 3), options=OPTIONS, data=st.data())
+def test_permuting_rows_inside_groups_permutes_the_advantages(batch, alpha, options, data):
+    rewards, confidence, group_size = batch
+    num_groups = rewards.numel() // group_size
+    order = torch.cat(
+        [
+            torch.tensor(data.draw(st.permutations(range(group_size)))) + g * group_size
+            for g in range(num_groups)
+        ]
+    )
+    before = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    after = icpo_advantages(rewards[order], confidence[order], group_size, alpha, **options)
+    torch.testing.assert_close(after, before[order], rtol=1e-5, atol=1e-4)
+
+
+@PROPERTY
+@given(batch=batches(max_groups=5), alpha=st.floats(0, 3), options=OPTIONS, data=st.data())
+def test_reordering_groups_reorders_the_advantages(batch, alpha, options, data):
+    rewards, confidence, group_size = batch
+    group_order = data.draw(st.permutations(range(rewards.numel() // group_size)))
+    order = torch.cat([torch.arange(g * group_size, (g + 1) * group_size) for g in group_order])
+    before = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    after = icpo_advantages(rewards[order], confidence[order], group_size, alpha, **options)
+    torch.testing.assert_close(after, before[order], rtol=1e-5, atol=1e-4)
+
+
+# --- what the preference term is for --------------------------------------------------------------
+
+
+@PROPERTY
+@given(batch=batches(), alpha=st.floats(0, 3), options=OPTIONS)
+def test_among_equal_rewards_lower_confidence_never_gets_a_lower_advantage(batch, alpha, options):
+    rewards, confidence, group_size = batch
+    advantages = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    favoured = 1.0 if options["direction"] == "low" else -1.0  # "high" reverses the preference
+    for r, c, a in by_group(group_size, rewards, confidence, advantages):
+        for i in range(group_size):
+            for k in range(group_size):
+                comparable = math.isfinite(r[i]) and r[i] == r[k] and math.isfinite(c[i] + c[k])
+                if comparable and favoured * c[i] < favoured * c[k]:
+                    assert a[i] >= a[k], (i, k, r, c, a)
+
+
+@PROPERTY
+@given(
+    batch=batches(reward=st.sampled_from([0.0, 1.0, NAN])),
+    alpha=st.floats(0, 0.99),
+    options=OPTIONS.filter(lambda o: o["combine"] == "reward"),
+)
+def test_with_binary_rewards_and_alpha_below_one_correct_outranks_wrong(batch, alpha, options):
+    rewards, confidence, group_size = batch
+    advantages = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    for r, a in by_group(group_size, rewards, advantages):
+        correct = [adv for reward, adv in zip(r, a, strict=True) if reward == 1.0]
+        wrong = [adv for reward, adv in zip(r, a, strict=True) if reward == 0.0]
+        if correct and wrong:
+            assert min(correct) > max(wrong), (r, a)
+    assert rank_flip_rate(rewards, advantages, group_size) == 0.0
+
+
+@PROPERTY
+@given(
+    group_size=st.integers(2, 8),
+    # Rewards whose group mean is exact in float32, so GRPO's advantage is exactly 0 (with 0.3 it is
+    # 3e-4: float32 rounding of the mean, divided by eps; TRL computes the same).
+    reward=st.sampled_from([0.0, 1.0, 0.5]),
+    alpha=st.floats(0.01, 3),
+    options=OPTIONS,
+    data=st.data(),
+)
+def test_equal_rewards_with_distinct_confidences_still_give_a_signal(
+    group_size, reward, alpha, options, data
+):
+    levels = data.draw(st.lists(st.integers(-800, 0), min_size=group_size, max_size=group_size, unique=True))
+    confidence = torch.tensor(levels, dtype=torch.float32) / 100
+    rewards = torch.full((group_size,), reward)
+    assert torch.equal(grpo_advantages(rewards, group_size, scale=options["scale"]), torch.zeros(group_size))
+    advantages = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    favoured = confidence.argmin() if options["direction"] == "low" else confidence.argmax()
+    assert advantages[favoured] > 0 and advantages[favoured] == advantages.max()
+
+
+# --- invalid rows ---------------------------------------------------------------------------------
+
+ANY_FLOAT = st.one_of(st.floats(width=32), st.sampled_from([NAN, INF, -INF, 3e38, -3e38]))
+
+
+@PROPERTY
+@given(batch=batches(reward=ANY_FLOAT, confidence=ANY_FLOAT), alpha=st.floats(0, 1e6), options=OPTIONS)
+def test_nothing_non_finite_leaves_and_unscorable_rows_get_exactly_zero(batch, alpha, options):
+    rewards, confidence, group_size = batch
+    advantages = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    assert torch.isfinite(advantages).all()
+    assert (advantages[~torch.isfinite(rewards)] == 0).all()
+    scores = preference_scores(confidence, group_size, method=options["method"], tau=options["tau"])
+    assert torch.isfinite(scores).all()
+
+
+@PROPERTY
+@given(batch=batches(), alpha=st.floats(0, 3), options=OPTIONS, replacement=CONFIDENCE)
+def test_an_unscorable_rows_confidence_changes_nothing(batch, alpha, options, replacement):
+    rewards, confidence, group_size = batch
+    unscorable = ~torch.isfinite(rewards)
+    changed = torch.where(unscorable, torch.tensor(replacement), confidence)
+    torch.testing.assert_close(
+        icpo_advantages(rewards, changed, group_size, alpha, **options),
+        icpo_advantages(rewards, confidence, group_size, alpha, **options),
+        rtol=0,
+        atol=0,
+    )
+
+
+@pytest.mark.parametrize("options", [dict(method=m, combine=c) for m in METHODS for c in COMBINES])
+@pytest.mark.parametrize(
+    "rewards, token_logps, mask",
+    [
+        pytest.param([1.0, 0.0], [[-INF, -1.0], [-0.5, -0.5]], [[1, 1], [1, 1]], id="-inf log-prob, G=2"),
+        pytest.param([1.0, 0.0], [[-1.0, -1.0], [-0.5, -0.5]], [[0, 0], [1, 1]], id="empty completion, G=2"),
+        pytest.param([1.0, 0.0, 0.0], [[-1.0], [-1.0], [-1.0]], [[1], [1], [1]], id="all-equal confidences"),
+        pytest.param([NAN, NAN, NAN], [[-1.0], [-2.0], [-3.0]], [[1], [1], [1]], id="all-NaN rewards"),
+        pytest.param([0.0, 0.0], [[-INF], [NAN]], [[1], [1]], id="no confidence at all"),
+    ],
+)
+def test_extreme_inputs_stay_finite(rewards, token_logps, mask, options):
+    rewards = torch.tensor(rewards)
+    confidence = sequence_confidence(torch.tensor(token_logps), torch.tensor(mask))
+    group_size = rewards.numel()
+    for scale in SCALES:
+        for direction in DIRECTIONS:
+            advantages = icpo_advantages(
+                rewards, confidence, group_size, 0.5, scale=scale, direction=direction, **options
+            )
+            assert torch.isfinite(advantages).all()
+            if torch.isnan(rewards).all():
+                assert torch.equal(advantages, torch.zeros(group_size))
+
+
+# --- sequence_confidence --------------------------------------------------------------------------
+
+
+def test_sequence_confidence_is_the_mean_log_prob_under_the_mask():
+    token_logps = torch.tensor(
+        [
+            [-1.0, -2.0, -3.0, -INF],  # padding holds -inf
+            [-0.5, NAN, NAN, NAN],  # padding holds NaN
+            [-1.0, -1.0, 0.0, 0.0],  # empty completion
+            [-1.0, -INF, 0.0, 0.0],  # a real token with probability 0
+            [-0.2, -0.4, -0.6, -0.8],
+        ]
+    )
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
+    want = torch.tensor([-2.0, -0.5, NAN, NAN, -0.5])
+    for mask_as in (mask, mask.bool(), mask.float()):
+        got = sequence_confidence(token_logps, mask_as)
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, equal_nan=True)
+    torch.testing.assert_close(sequence_confidence(token_logps.double(), mask), want, equal_nan=True)
+
+
+def test_sequence_confidence_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=re.escape("(2, 3)") + ".*" + re.escape("(2, 4)")):
+        sequence_confidence(torch.zeros(2, 3), torch.ones(2, 4))
+
+
+# --- error messages name the numbers --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 1, 0.5), "got 1"),
+        (lambda: icpo_advantages(torch.zeros(8), torch.zeros(8), 3, 0.5), "8 rows.*group_size=3"),
+        (
+            lambda: icpo_advantages(torch.zeros(6), torch.zeros(4), 2, 0.5),
+            "confidence has 4 rows.*rewards has 6",
+        ),
+        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 2, -0.1), "alpha.*got -0.1"),
+        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 2, NAN), "alpha.*got nan"),
+        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 2, 0.5, combine="sum"), "combine='sum'"),
+        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 2, 0.5, scale="std"), "scale='std'"),
+        (lambda: icpo_advantages(torch.zeros(2, 2), torch.zeros(2, 2), 2, 0.5), r"shape \(2, 2\)"),
+        (lambda: preference_scores(torch.zeros(4), 2, tau=0.0), "tau.*got 0.0"),
+        (lambda: preference_scores(torch.zeros(4), 2, method="elo"), "method='elo'"),
+        (lambda: preference_scores(torch.zeros(4), 2, direction="up"), "direction='up'"),
+        (lambda: grpo_advantages(torch.zeros(5), 2), "5 rows.*group_size=2"),
+        (lambda: rank_flip_rate(torch.zeros(4), torch.zeros(6), 2), "advantages has 6 rows.*rewards has 4"),
+        (lambda: overconfident_error_rate(torch.zeros(3), torch.zeros(3), 2), "3 rows.*group_size=2"),
+        (lambda: scheduled_alpha(0.5, "cosine", 0, 10), "schedule='cosine'"),
+    ],
+)
+def test_bad_input_raises_a_value_error_that_names_the_numbers(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --- preference_scores ----------------------------------------------------------------------------
+
+
+def test_rank_ties_share_their_mean_rank():
+    confidence = torch.tensor([-1.0, -2.0, -2.0, -3.0, -0.1, -0.1, -0.1, NAN])
+    # group 1: ascending ranks -3 -> 0, -2 -> (1 + 2) / 2, -1 -> 3, so p = 1 - k / 3.
+    # group 2: three tied rows share rank 1 of {0, 1, 2}; the NaN row takes no part.
+    want = torch.tensor([0.0, 0.5, 0.5, 1.0, 0.5, 0.5, 0.5, 0.5])
+    assert torch.equal(preference_scores(confidence, 4, method="rank"), want)
+
+
+def test_bt_scores_on_a_hand_computed_pair():
+    # Two rows: z = -/+ (d/2) / (d / sqrt(2) + eps) ~ -/+ 1/sqrt(2), so p_low = sigmoid(sqrt(2) / tau).
+    tau = 0.5
+    p = preference_scores(torch.tensor([-3.0, -1.0]), 2, method="bt", tau=tau)
+    expected = _sigmoid(math.sqrt(2) / tau)
+    torch.testing.assert_close(p, torch.tensor([expected, 1 - expected]))
+
+
+@PROPERTY
+@given(batch=batches(max_group=10), method=st.sampled_from(METHODS), tau=st.floats(0.05, 20))
+def test_scores_lie_in_unit_interval_with_group_mean_one_half(batch, method, tau):
+    _, confidence, group_size = batch
+    p = preference_scores(confidence, group_size, method=method, tau=tau)
+    assert ((p >= 0) & (p <= 1)).all()
+    for scores, conf in by_group(group_size, p, confidence):
+        taking_part = [s for s, c in zip(scores, conf, strict=True) if math.isfinite(c)]
+        if len(taking_part) >= 2:
+            assert _mean(taking_part) == pytest.approx(0.5, abs=1e-6)
+        assert all(
+            s == 0.5
+            for s, c in zip(scores, conf, strict=True)
+            if not math.isfinite(c) or len(taking_part) < 2
+        )
+
+
+@PROPERTY
+@given(batch=batches(), method=st.sampled_from(METHODS), tau=st.floats(0.05, 20))
+def test_direction_high_is_one_minus_direction_low(batch, method, tau):
+    _, confidence, group_size = batch
+    low = preference_scores(confidence, group_size, method=method, tau=tau, direction="low")
+    high = preference_scores(confidence, group_size, method=method, tau=tau, direction="high")
+    torch.testing.assert_close(high, 1 - low, rtol=0, atol=1e-6)
+
+
+# --- scheduled_alpha ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "schedule, step, total_steps, expected",
+    [
+        ("constant", 0, 100, 0.4),
+        ("constant", 100, 100, 0.4),
+        ("linear", 0, 100, 0.4),
+        ("linear", 25, 100, 0.3),
+        ("linear", 100, 100, 0.0),
+        ("linear", 150, 100, 0.0),
+        ("linear", 7, 0, 0.4),  # unknown length: nothing to decay over
+    ],
+)
+def test_scheduled_alpha(schedule, step, total_steps, expected):
+    assert scheduled_alpha(0.4, schedule, step, total_steps) == pytest.approx(expected)
+
+
+# --- diagnostics ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rewards, advantages, group_size, expected",
+    [
+        ([1.0, 0.0, 0.0, 1.0], [1.0, -1.0, -1.0, 1.0], 4, 0.0),
+        ([1.0, 0.0], [-1.0, 1.0], 2, 1.0),
+        ([1.0, 0.0], [0.0, 0.0], 2, 1.0),  # a tie where the rewards differ counts as a flip
+        ([1.0, 0.0, 0.0, 0.0], [0.5, 0.6, -1.0, -1.0], 4, 1 / 3),
+        ([1.0, 1.0, 0.0, 0.0], [0.9, -0.9, 0.1, -0.1], 4, 2 / 4),
+        ([0.5, 0.5, 0.5, 0.5], [1.0, -1.0, 0.2, -0.2], 4, 0.0),  # equal rewards: no ordered pair
+        ([1.0, NAN, 0.0, 0.0], [1.0, 5.0, -1.0, -1.0], 4, 0.0),  # the NaN row takes no part
+        ([1.0, 0.0, 0.0, 1.0], [1.0, -1.0, 1.0, -1.0], 2, 1 / 2),  # pairs never cross groups
+    ],
+)
+def test_rank_flip_rate_on_hand_made_cases(rewards, advantages, group_size, expected):
+    rate = rank_flip_rate(torch.tensor(rewards), torch.tensor(advantages), group_size)
+    assert rate == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "confidence, correct, group_size, expected",
+    [
+        ([-0.1, -0.2, -0.3, -0.4], [0, 1, 1, 0], 4, 1 / 2),  # median -0.25: -0.1 above, -0.4 below
+        ([-0.1, -0.2, -0.3, -0.4], [1, 1, 1, 1], 4, 0.0),  # no wrong answer
+        ([-1.0, -2.0, -3.0, -3.0], [0, 0, 0, 1], 2, 1 / 3),  # ties with the median are not above it
+        ([NAN, -1.0, -2.0, -3.0], [0, 0, 1, 1], 4, 1.0),  # no confidence: not counted
+        ([-1.0, -2.0, -3.0, -4.0, -5.0], [0, 0, 0, 1, 0], 5, 2 / 4),  # odd group: median -3
+    ],
+)
+def test_overconfident_error_rate_on_hand_made_cases(confidence, correct, group_size, expected):
+    rate = overconfident_error_rate(torch.tensor(confidence), torch.tensor(correct), group_size)
+    assert rate == pytest.approx(expected)
