@@ -288,9 +288,12 @@ def test_among_equal_rewards_lower_confidence_never_gets_a_lower_advantage(batch
 @given(
     batch=batches(reward=st.sampled_from([0.0, 1.0, NAN])),
     alpha=st.floats(0, 0.99),
-    options=OPTIONS.filter(lambda o: o["combine"] == "reward"),
+    options=OPTIONS,
 )
 def test_with_binary_rewards_and_alpha_below_one_correct_outranks_wrong(batch, alpha, options):
+    # reward: r + alpha * p is >= 1 for a correct row and < 1 for a wrong one, and GRPO keeps that order.
+    # advantage: GRPO's gap between a correct and a wrong row is 1 (scale "none") or 1 / std >= sqrt(2)
+    # (a std of 0/1 values is at most sqrt(1/2)), and alpha * (p_correct - p_wrong) >= -alpha > -1.
     rewards, confidence, group_size = batch
     advantages = icpo_advantages(rewards, confidence, group_size, alpha, **options)
     for r, a in by_group(group_size, rewards, advantages):
