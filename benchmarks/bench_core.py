@@ -8,9 +8,10 @@ alpha = 0.5, combine="reward", scale="group", for method "bt" and "rank".
                 16 rows (the same torch code, one group per call). With scale="group" every group is
                 independent, so both give the same advantages; the script checks that before timing.
 
-Each figure is the median of timed calls (``--runs`` for the vectorised call, ``--loop-runs`` for the
-loop, which takes seconds per call) after ``--warmup`` untimed ones. Both implementations are measured
-in the same process, one after the other, so the ratio compares like with like.
+Each figure is the median of timed calls (``--runs`` of the vectorised call, ``--loop-runs`` of the
+loop, which takes about a second per call) after ``--warmup`` untimed calls of each. The two are timed
+interleaved in the same process (one loop call, then its share of vectorised calls, round after round),
+so a change in machine load hits both alike and the ratio compares like with like.
 
     .venv/bin/python benchmarks/bench_core.py [--runs 20] [--loop-runs 5] [--threads N] [--json out.json]
 """
@@ -61,15 +62,27 @@ def per_group_loop(
     )
 
 
-def median_ms(call: Callable[[], torch.Tensor], runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        call()
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        timings.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(timings)
+def interleaved_medians_ms(
+    calls: dict[str, tuple[Callable[[], torch.Tensor], int]], warmup: int
+) -> dict[str, float]:
+    """Median wall time in ms of each named call, given as (call, timed runs).
+
+    The timed runs are spread over as many rounds as the smallest run count; each round times every
+    call its share of times, so all calls are measured under the same conditions.
+    """
+    for call, _ in calls.values():
+        for _ in range(warmup):
+            call()
+    rounds = min(runs for _, runs in calls.values())
+    timings: dict[str, list[float]] = {name: [] for name in calls}
+    for round_index in range(rounds):
+        for name, (call, runs) in calls.items():
+            share = runs * (round_index + 1) // rounds - runs * round_index // rounds
+            for _ in range(share):
+                start = time.perf_counter()
+                call()
+                timings[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(values) for name, values in timings.items()}
 
 
 def cpu_model() -> str:
@@ -88,7 +101,7 @@ def main() -> None:
     parser.add_argument("--group-size", type=int, default=16)
     parser.add_argument("--runs", type=int, default=20, help="timed calls per figure (median reported)")
     parser.add_argument("--loop-runs", type=int, default=5, help="timed calls of the loop baseline")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls of each before timing")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -100,21 +113,21 @@ def main() -> None:
     for method in tqdm(METHODS, desc="methods"):
         fast = vectorised(rewards, confidence, args.group_size, method)
         torch.testing.assert_close(per_group_loop(rewards, confidence, args.group_size, method), fast)
-        vectorised_ms = median_ms(
-            lambda m=method: vectorised(rewards, confidence, args.group_size, m), args.runs, args.warmup
-        )
-        loop_ms = median_ms(
-            lambda m=method: per_group_loop(rewards, confidence, args.group_size, m),
-            args.loop_runs,
+        medians = interleaved_medians_ms(
+            {
+                "vectorised_ms": (
+                    lambda m=method: vectorised(rewards, confidence, args.group_size, m),
+                    args.runs,
+                ),
+                "loop_ms": (
+                    lambda m=method: per_group_loop(rewards, confidence, args.group_size, m),
+                    args.loop_runs,
+                ),
+            },
             args.warmup,
         )
         results.append(
-            {
-                "method": method,
-                "vectorised_ms": vectorised_ms,
-                "loop_ms": loop_ms,
-                "speedup": loop_ms / vectorised_ms,
-            }
+            {"method": method, **medians, "speedup": medians["loop_ms"] / medians["vectorised_ms"]}
         )
 
     setup = {
