@@ -171,9 +171,9 @@ def preference_scores(
     return scores.reshape(-1)
 
 
-def _group_normalise(values: torch.Tensor, num_groups: int, scale: Scale, eps: float) -> torch.Tensor:
+def _group_normalise(values: torch.Tensor, group_size: int, scale: Scale, eps: float) -> torch.Tensor:
     """GRPO's normalisation: (x - mean_g x) / (std + eps), NaN rows ignored; TRL's arithmetic."""
-    grouped = values.reshape(num_groups, -1)
+    grouped = values.reshape(-1, group_size)
     centred = (grouped - torch.nanmean(grouped, dim=1, keepdim=True)).reshape(-1)
     if scale == "none":
         return centred
@@ -219,11 +219,11 @@ def icpo_advantages(
     p = preference_scores(confidence, group_size, method=method, tau=tau, direction=direction)
 
     if combine == "reward":
-        advantages = _group_normalise(r + alpha * p, num_groups, scale, eps)
+        advantages = _group_normalise(r + alpha * p, group_size, scale, eps)
     else:
         p_scorable = torch.where(scorable, p, torch.full_like(p, float("nan"))).reshape(num_groups, group_size)
         p_centred = (p_scorable - torch.nanmean(p_scorable, dim=1, keepdim=True)).reshape(-1)
-        advantages = _group_normalise(r, num_groups, scale, eps) + alpha * p_centred
+        advantages = _group_normalise(r, group_size, scale, eps) + alpha * p_centred
     return torch.nan_to_num(advantages, nan=0.0, posinf=0.0, neginf=0.0)
 
 
