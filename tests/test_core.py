@@ -381,6 +381,17 @@ def test_extreme_inputs_stay_finite(rewards, token_logps, mask, options):
                 assert torch.equal(advantages, torch.zeros(group_size))
 
 
+def test_an_empty_batch_gives_empty_results():
+    empty = torch.zeros(0)
+    for options in (dict(method=m, combine=c, scale=s) for m in METHODS for c in COMBINES for s in SCALES):
+        assert icpo_advantages(empty, empty, 4, 0.5, **options).shape == (0,)
+    assert grpo_advantages(empty, 4).shape == (0,)
+    assert preference_scores(empty, 4).shape == (0,)
+    assert sequence_confidence(torch.zeros(0, 3), torch.zeros(0, 3)).shape == (0,)
+    assert rank_flip_rate(empty, empty, 4) == 0.0
+    assert overconfident_error_rate(empty, empty.bool(), 4) == 0.0
+
+
 # --- sequence_confidence --------------------------------------------------------------------------
 
 
