@@ -25,6 +25,8 @@ Invalid inputs never poison a group:
 
 from __future__ import annotations
 
+import math
+from numbers import Integral, Real
 from typing import Literal
 
 import torch
@@ -54,7 +56,7 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 def _check_layout(group_size: int, *tensors: tuple[str, torch.Tensor]) -> int:
     """Validate the flat grouped layout and return the number of groups."""
-    if not isinstance(group_size, int) or group_size < 2:
+    if not isinstance(group_size, Integral) or group_size < 2:
         raise ValueError(
             f"group_size must be an integer >= 2 (a group needs two responses to compare), got {group_size!r}."
         )
@@ -208,8 +210,9 @@ def icpo_advantages(
     _check_choice("combine", combine, COMBINES)
     _check_choice("scale", scale, SCALES)
     num_groups = _check_layout(group_size, ("rewards", rewards), ("confidence", confidence))
-    if not (isinstance(alpha, (int, float)) and alpha >= 0 and alpha == alpha and alpha != float("inf")):
+    if not (isinstance(alpha, Real) and math.isfinite(alpha) and alpha >= 0):
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
+    alpha = float(alpha)
 
     r = rewards.float()
     scorable = torch.isfinite(r)
