@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -381,6 +382,12 @@ def test_extreme_inputs_stay_finite(rewards, token_logps, mask, options):
                 assert torch.equal(advantages, torch.zeros(group_size))
 
 
+def test_numpy_scalars_work_as_alpha_and_group_size():
+    rewards, confidence = torch.tensor([1.0, 0.0, 0.0, 1.0]), torch.tensor([-1.0, -2.0, -3.0, -0.5])
+    want = icpo_advantages(rewards, confidence, 2, 0.25)
+    assert torch.equal(icpo_advantages(rewards, confidence, np.int64(2), np.float32(0.25)), want)
+
+
 def test_an_empty_batch_gives_empty_results():
     empty = torch.zeros(0)
     for options in (dict(method=m, combine=c, scale=s) for m in METHODS for c in COMBINES for s in SCALES):
@@ -425,7 +432,8 @@ def test_sequence_confidence_rejects_mismatched_shapes():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 1, 0.5), "got 1"),
+        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 1, 0.5), "group_size.*got 1"),
+        (lambda: icpo_advantages(torch.zeros(4), torch.zeros(4), 2.0, 0.5), "group_size.*got 2.0"),
         (lambda: icpo_advantages(torch.zeros(8), torch.zeros(8), 3, 0.5), "8 rows.*group_size=3"),
         (
             lambda: icpo_advantages(torch.zeros(6), torch.zeros(4), 2, 0.5),
