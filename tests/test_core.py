@@ -556,3 +556,42 @@ def test_rank_flip_rate_on_hand_made_cases(rewards, advantages, group_size, expe
 def test_overconfident_error_rate_on_hand_made_cases(confidence, correct, group_size, expected):
     rate = overconfident_error_rate(torch.tensor(confidence), torch.tensor(correct), group_size)
     assert rate == pytest.approx(expected)
+
+
+# --- the worked example in docs/method.md ------------------------------------------------------------
+
+
+def test_the_worked_example_in_the_method_doc():
+    token_logps = torch.tensor(
+        [[-0.1, -0.2, -0.3, 0.0], [-0.9, -1.2, -0.6, -0.9], [-0.05, -0.15, 0.0, 0.0], [-0.4, -0.8, 0.0, 0.0]]
+    )
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]])
+    confidence = sequence_confidence(token_logps, mask)
+    mixed, all_wrong = torch.tensor([1.0, 1.0, 0.0, 0.0]), torch.zeros(4)
+    table = {
+        "c": (confidence, [-0.2, -0.9, -0.1, -0.6]),
+        "p bt": (preference_scores(confidence, 4), [0.3171, 0.8195, 0.2471, 0.6163]),
+        "p rank": (preference_scores(confidence, 4, method="rank"), [1 / 3, 1.0, 0.0, 2 / 3]),
+        "GRPO": (grpo_advantages(mixed, 4), [0.8659, 0.8659, -0.8659, -0.8659]),
+        "reward bt": (icpo_advantages(mixed, confidence, 4, 0.5), [0.6486, 1.0474, -0.9946, -0.7015]),
+        "reward rank": (
+            icpo_advantages(mixed, confidence, 4, 0.5, method="rank"),
+            [0.5947, 1.0705, -1.0705, -0.5947],
+        ),
+        "advantage bt": (
+            icpo_advantages(mixed, confidence, 4, 0.5, combine="advantage"),
+            [0.7744, 1.0256, -0.9923, -0.8077],
+        ),
+        "all wrong reward": (
+            icpo_advantages(all_wrong, confidence, 4, 0.5),
+            [-0.6860, 1.1981, -0.9483, 0.4362],
+        ),
+        "all wrong advantage": (
+            icpo_advantages(all_wrong, confidence, 4, 0.5, combine="advantage"),
+            [-0.0915, 0.1598, -0.1265, 0.0582],
+        ),
+    }
+    for row, (got, doc) in table.items():
+        torch.testing.assert_close(
+            got, torch.tensor(doc), rtol=0, atol=5e-5, msg=lambda m, row=row: f"{row}: {m}"
+        )
