@@ -43,7 +43,7 @@ CHOICE_LETTERS = "ABCDEFGHIJ"
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
 _ANSWER_PHRASES = re.compile(
-    r"(?:####|final answer is|answer is|final answer:|answer:)\s*(?P<rest>[^\n]{1,%d})" % MAX_ANSWER_CHARS,
+    rf"(?:####|final answer is|answer is|final answer:|answer:)\s*(?P<rest>[^\n]{{1,{MAX_ANSWER_CHARS}}})",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
@@ -118,7 +118,7 @@ def last_boxed(text: str) -> str | None:
         cursor = closing + 1 if closing > 0 else cursor
     if text.startswith("{", cursor):
         return _braced_argument(text, cursor)
-    bare = re.match(r" +([^\s$]{1,%d})" % MAX_ANSWER_CHARS, text[cursor : cursor + MAX_ANSWER_CHARS + 2])
+    bare = re.match(rf" +([^\s$]{{1,{MAX_ANSWER_CHARS}}})", text[cursor : cursor + MAX_ANSWER_CHARS + 2])
     return bare.group(1) if bare else None
 
 
@@ -383,7 +383,7 @@ def grade_many(
     if grader == "choice":
         limits = num_choices or [None] * len(golds)
         verdicts = []
-        for text, gold, limit in zip(completions, golds, limits):
+        for text, gold, limit in zip(completions, golds, limits, strict=True):
             letter = extract_choice(text, limit or len(CHOICE_LETTERS))
             verdicts.append(Verdict(letter, None if gold is None else letter == choice_letter(gold)))
         return verdicts
@@ -393,17 +393,19 @@ def grade_many(
     if grader == "number":
         return [
             Verdict(answer, None if gold is None else answer is not None and _numbers_equal(answer, gold))
-            for answer, gold in zip(answers, golds_text)
+            for answer, gold in zip(answers, golds_text, strict=True)
         ]
     to_check = [
         i
-        for i, (a, g) in enumerate(zip(answers, golds_text))
+        for i, (a, g) in enumerate(zip(answers, golds_text, strict=True))
         if a and g is not None and len(a) <= MAX_ANSWER_CHARS
     ]
-    checked = dict(zip(to_check, math_verifier().check([(golds_text[i], answers[i]) for i in to_check])))
+    checked = dict(
+        zip(to_check, math_verifier().check([(golds_text[i], answers[i]) for i in to_check]), strict=True)
+    )
     return [
         Verdict(answer, None if gold is None else checked.get(i, False))
-        for i, (answer, gold) in enumerate(zip(answers, golds_text))
+        for i, (answer, gold) in enumerate(zip(answers, golds_text, strict=True))
     ]
 
 
@@ -419,7 +421,7 @@ def _gold_column(columns: dict[str, Any], name: str, rows: int) -> list[Any]:
     if name not in columns:
         raise ValueError(
             f"the reward needs the gold answers in a dataset column named {name!r}; the columns passed were "
-            f"{sorted(columns)}. Rename your gold column or build the reward with make_reward(..., gold_column=)."
+            f"{sorted(columns)}. Rename it, or use make_reward(..., gold_column=...)."
         )
     golds = list(columns[name])
     if len(golds) != rows:
@@ -455,7 +457,7 @@ def make_reward(grader: str, gold_column: str = "answer") -> Callable[..., list[
             [golds[i] for i in readable],
             [limits[i] for i in readable] if limits else None,
         )
-        for i, verdict in zip(readable, verdicts):
+        for i, verdict in zip(readable, verdicts, strict=True):
             rewards[i] = None if verdict.correct is None else float(verdict.correct)
         return rewards
 

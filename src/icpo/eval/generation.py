@@ -75,7 +75,7 @@ class TransformersGenerator:
         texts = self.tokenizer.batch_decode(tokens * mask, skip_special_tokens=True)
         return [
             Generation(text, float(c), int(n))
-            for text, c, n in zip(texts, confidence.tolist(), mask.sum(1).tolist())
+            for text, c, n in zip(texts, confidence.tolist(), mask.sum(1).tolist(), strict=True)
         ]
 
 
@@ -119,7 +119,10 @@ class VLLMGenerator:
         generations = []
         for request in self.llm.generate(list(prompts), params, use_tqdm=False):
             completion = request.outputs[0]
-            logps = [step[token].logprob for step, token in zip(completion.logprobs, completion.token_ids)]
+            logps = [
+                step[token].logprob
+                for step, token in zip(completion.logprobs, completion.token_ids, strict=True)
+            ]
             confidence = sum(logps) / len(logps) if logps else float("nan")
             generations.append(Generation(completion.text, confidence, len(logps)))
         return generations

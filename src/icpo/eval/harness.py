@@ -68,8 +68,8 @@ def _check_config(out_dir: Path, config: dict[str, Any]) -> None:
         }
         if changed:
             raise ValueError(
-                f"{out_dir} holds a run with other settings {changed} (old, new); resume with the same settings "
-                "or pass a new --out directory."
+                f"{out_dir} holds a run with other settings {changed} (old, new); resume with the same "
+                "settings or pass a new --out directory."
             )
     write_atomic(path, json.dumps(config, indent=2, sort_keys=True))
 
@@ -79,7 +79,7 @@ def evaluate(
     benchmarks: dict[str, Sequence[Problem]],
     out_dir: str | Path,
     samples: int = 1,
-    settings: SamplingSettings = SamplingSettings(),
+    settings: SamplingSettings | None = None,
     batch_size: int = 16,
     seed: int = 0,
     run_config: dict[str, Any] | None = None,
@@ -89,6 +89,7 @@ def evaluate(
     ``out_dir/samples.jsonl`` as they finish, then write and return the summary (``summarise``)."""
     if samples < 1 or batch_size < 1:
         raise ValueError(f"samples and batch_size must be >= 1, got {samples} and {batch_size}.")
+    settings = settings or SamplingSettings()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -120,7 +121,7 @@ def evaluate(
                 )
                 verdicts = _grade_chunk(chunk, generations)
                 for (problem, index), prompt, generation, verdict in zip(
-                    chunk, prompts, generations, verdicts
+                    chunk, prompts, generations, verdicts, strict=True
                 ):
                     if (name, problem.id, index) in done:
                         continue
@@ -155,7 +156,7 @@ def _grade_chunk(chunk, generations):
             [chunk[i][0].gold for i in rows],
             [chunk[i][0].num_choices for i in rows],
         )
-        for i, verdict in zip(rows, graded):
+        for i, verdict in zip(rows, graded, strict=True):
             verdicts[i] = verdict
     return verdicts
 
@@ -226,7 +227,7 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
         [name, *(_cell(row.get(column)) for column in columns)] for name, row in summary.items()
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths)) for line in lines)
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
 
 
 def _column_order(column: str) -> tuple[int, int, str]:

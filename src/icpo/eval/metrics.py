@@ -54,7 +54,7 @@ def reliability_bins(
     if len(probabilities) != len(labels):
         raise ValueError(f"{len(probabilities)} probabilities but {len(labels)} labels.")
     sums = [[0.0, 0.0, 0] for _ in range(bins)]
-    for probability, label in zip(probabilities, labels):
+    for probability, label in zip(probabilities, labels, strict=True):
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"probabilities must lie in [0, 1], got {probability}.")
         entry = sums[min(int(probability * bins), bins - 1)]
