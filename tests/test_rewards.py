@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from icpo.rewards import (
@@ -82,7 +82,10 @@ def test_rewards_take_trl_arguments_strings_and_conversations():
 
 def test_choice_reward_limits_letters_to_the_options():
     completions = ["The answer is (E)", "The answer is (B)"]
-    assert choice_reward(["q"] * 2, completions, answer=["E", "B"], options=[["a", "b", "c", "d"]] * 2) == [0.0, 1.0]
+    assert choice_reward(["q"] * 2, completions, answer=["E", "B"], options=[["a", "b", "c", "d"]] * 2) == [
+        0.0,
+        1.0,
+    ]
 
 
 def test_missing_gold_column_says_how_to_fix():
@@ -113,7 +116,9 @@ def test_numbers_with_thousands_separators_match(number):
     assert grade_many("number", [f"#### {number:,}"], [str(number)])[0].correct
 
 
-@given(st.sampled_from("ABCDEFGHIJ"), st.sampled_from(["The answer is ({})", "Answer: {}", "**Answer:** ({})"]))
+@given(
+    st.sampled_from("ABCDEFGHIJ"), st.sampled_from(["The answer is ({})", "Answer: {}", "**Answer:** ({})"])
+)
 def test_choice_phrasings(letter, template):
     assert extract_choice("Reasoning (A) first... " + template.format(letter)) == letter
 
@@ -127,7 +132,9 @@ def test_pathological_completions_are_bounded_off_the_main_thread():
         "a" * 100_000 + r"\boxed{1}",
     ]
     results = []
-    worker = threading.Thread(target=lambda: results.append(math_reward(["q"] * 5, completions, answer=["1"] * 5)))
+    worker = threading.Thread(
+        target=lambda: results.append(math_reward(["q"] * 5, completions, answer=["1"] * 5))
+    )
     started = time.monotonic()
     worker.start()
     worker.join(timeout=120)

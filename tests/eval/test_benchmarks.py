@@ -18,7 +18,9 @@ def _graded_share(problems, completions) -> float:
     return sum(v.correct is True for v in verdicts) / len(verdicts)
 
 
-@pytest.mark.parametrize(("name", "minimum"), [("math500", 0.99), ("gsm8k", 1.0), ("aime24", 1.0), ("minerva", 0.99)])
+@pytest.mark.parametrize(
+    ("name", "minimum"), [("math500", 0.99), ("gsm8k", 1.0), ("aime24", 1.0), ("minerva", 0.99)]
+)
 def test_gold_solutions_grade_correct(benchmarks_path, name, minimum):
     problems = load_benchmark(name, benchmarks_path)
     assert _graded_share(problems, [p.reference for p in problems]) >= minimum
@@ -71,7 +73,9 @@ def test_parquet_and_jsonl_give_the_same_problems(benchmarks_path, tmp_path):
 
     records = read_records(benchmarks_path / "aime24.jsonl")
     pq.write_table(pa.Table.from_pylist(records), tmp_path / "aime24.parquet")
-    assert load_benchmark("aime24", path=tmp_path / "aime24.parquet") == load_benchmark("aime24", benchmarks_path)
+    assert load_benchmark("aime24", path=tmp_path / "aime24.parquet") == load_benchmark(
+        "aime24", benchmarks_path
+    )
 
 
 def test_bad_files_say_what_is_wrong(tmp_path):

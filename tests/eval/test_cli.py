@@ -32,8 +32,8 @@ def test_killed_eval_resumes_to_the_uninterrupted_result(tiny_policy, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
     interrupted = tmp_path / "interrupted"
-    process = subprocess.Popen(_command(tiny_policy, data_dir, interrupted), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    command = _command(tiny_policy, data_dir, interrupted)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         if (interrupted / SAMPLES_FILE).exists() and (interrupted / SAMPLES_FILE).stat().st_size > 0:
@@ -44,7 +44,9 @@ def test_killed_eval_resumes_to_the_uninterrupted_result(tiny_policy, tmp_path):
     written = len(read_samples(interrupted / SAMPLES_FILE))
     assert 0 < written < 16, f"the kill should land mid-run, found {written} of 16 lines"
 
-    resumed = subprocess.run(_command(tiny_policy, data_dir, interrupted), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        _command(tiny_policy, data_dir, interrupted), env=env, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert main(_command(tiny_policy, data_dir, tmp_path / "whole")[3:]) == 0  # the same run, uninterrupted
 

@@ -49,7 +49,9 @@ def test_confidence_is_the_mean_log_prob_at_temperature_one(generator):
     completion_ids = torch.tensor([text_ids + [generator.tokenizer.eos_token_id] * stopped])
     assert hot.num_tokens == completion_ids.shape[1] and (stopped or hot.num_tokens == 6)
     with torch.no_grad():
-        logits = generator.model(torch.cat([prompt_ids, completion_ids], dim=1)).logits[0, prompt_ids.shape[1] - 1 : -1]
+        logits = generator.model(torch.cat([prompt_ids, completion_ids], dim=1)).logits[
+            0, prompt_ids.shape[1] - 1 : -1
+        ]
     expected = torch.log_softmax(logits.float(), -1).gather(1, completion_ids[0].unsqueeze(1)).mean().item()
     assert hot.confidence == pytest.approx(expected, abs=1e-4)
 
@@ -59,7 +61,9 @@ def test_jsonl_schema_and_summary(generator, tmp_path):
                        progress=False)  # fmt: skip
     records = read_samples(tmp_path / SAMPLES_FILE)
     assert len(records) == 6 and all(set(r) == FIELDS for r in records)
-    assert {(r["problem_id"], r["sample"]) for r in records} == {(f"p{i}", s) for i in range(3) for s in range(2)}
+    assert {(r["problem_id"], r["sample"]) for r in records} == {
+        (f"p{i}", s) for i in range(3) for s in range(2)
+    }
     assert all(r["correct"] in (True, False) and r["confidence"] < 0 for r in records)
     row = summary["toy"]
     assert row["problems"] == 3 and row["samples"] == 2
@@ -80,7 +84,9 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(generator, tmp_path)
     (resumed_dir / "config.json").write_text((tmp_path / "whole" / "config.json").read_text())
     # killed after one and a half chunks of three, in the middle of writing a line
     (resumed_dir / SAMPLES_FILE).write_text("".join(lines[:4]) + lines[4][:25])
-    resumed = evaluate(generator, problems, resumed_dir, samples=2, settings=SAMPLED, batch_size=3, progress=False)
+    resumed = evaluate(
+        generator, problems, resumed_dir, samples=2, settings=SAMPLED, batch_size=3, progress=False
+    )
 
     def by_key(path):
         return {(r["problem_id"], r["sample"]): r for r in read_samples(path / SAMPLES_FILE)}
