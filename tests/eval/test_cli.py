@@ -59,3 +59,16 @@ def test_killed_eval_resumes_to_the_uninterrupted_result(tiny_policy, tmp_path):
         (tmp_path / "whole" / "summary.json").read_text()
     )
     assert "avg@2" in resumed.stdout and "pass@2" in resumed.stdout
+
+
+def test_register_adds_the_eval_command():
+    import argparse
+
+    from icpo.eval.cli import register, run
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["eval", "--model", "m", "--out", "o", "--benchmarks", "gsm8k,aime24", "--samples", "4"]
+    )
+    assert args.run is run and args.samples == 4 and args.benchmarks == "gsm8k,aime24"

@@ -72,37 +72,33 @@ def _choices(question: str, options: list[Any]) -> str:
 
 def _math500(record: dict[str, Any], index: int) -> Problem:
     return Problem(
-        record["unique_id"], _math(record["problem"]), record["answer"], "math", None, record["solution"]
+        record["unique_id"], _math(record["problem"]), record["answer"], "math", reference=record["solution"]
     )
 
 
 def _gsm8k(record: dict[str, Any], index: int) -> Problem:
     gold = record["answer"].rsplit("####", 1)[-1].strip()
     return Problem(
-        str(record.get("idx", index)), _math(record["question"]), gold, "number", None, record["answer"]
+        str(record.get("idx", index)), _math(record["question"]), gold, "number", reference=record["answer"]
     )
 
 
 def _competition(record: dict[str, Any], index: int) -> Problem:
     """AIME / AMC (Qwen2.5-Math schema): ``answer`` a string or a float such as 27.0."""
+    gold = gold_text(record["answer"])
     return Problem(
-        str(record.get("id", index)),
-        _math(record["problem"]),
-        gold_text(record["answer"]),
-        "math",
-        None,
-        record.get("solution"),
+        str(record.get("id", index)), _math(record["problem"]), gold, "math", reference=record.get("solution")
     )
 
 
 def _minerva(record: dict[str, Any], index: int) -> Problem:
+    solution = record["solution"]
     return Problem(
         str(record.get("idx", index)),
         _math(record["problem"]),
-        last_boxed(record["solution"]),
+        last_boxed(solution),
         "math",
-        None,
-        record["solution"],
+        reference=solution,
     )
 
 
