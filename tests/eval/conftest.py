@@ -1,4 +1,5 @@
-"""Shared fixtures for the evaluation tests: the real benchmark folder and a tiny local policy."""
+"""The real benchmark folder for the evaluation tests: ``$ICPO_BENCHMARKS_DIR`` when set (a checkout
+without ../shared beside it), else ``../shared/benchmarks`` beside the repository (the CI layout)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,12 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def benchmark_dir() -> Path:
-    """``$ICPO_BENCHMARKS_DIR`` when set, else ``../shared/benchmarks`` beside the repository (CI layout)."""
-    return Path(os.environ.get("ICPO_BENCHMARKS_DIR", REPO_ROOT.parent / "shared" / "benchmarks"))
+SHARED_BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
 
 
 @pytest.fixture(scope="session")
 def benchmarks_path() -> Path:
-    path = benchmark_dir()
+    path = Path(os.environ.get("ICPO_BENCHMARKS_DIR", SHARED_BENCHMARKS))
     if not (path / "math500.jsonl").exists():
-        pytest.skip(f"real benchmark files not found at {path} (CI clones the repo with ../shared beside it)")
+        pytest.skip(f"real benchmark files not found at {path} (../shared/benchmarks beside the repo)")
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_policy(tmp_path_factory) -> Path:
-    from icpo.tiny import build_tiny_policy
-
-    return build_tiny_policy(tmp_path_factory.mktemp("tiny-policy"))
