@@ -172,3 +172,25 @@ def test_soft_timeout_gives_none_without_a_restart():
         assert verifier._process.pid == pid
     finally:
         verifier.close()
+
+
+@pytest.mark.slow
+def test_rewards_plug_into_the_icpo_trainer(tiny_policy, tmp_path):
+    from datasets import Dataset
+
+    from icpo import ICPOConfig, ICPOTrainer
+    from tests.trl_setup import PROMPTS, config_kwargs
+
+    dataset = Dataset.from_dict(
+        {"prompt": PROMPTS, "answer": [str(sum(map(int, p[:-1].split("+")))) for p in PROMPTS]}
+    )
+    args = ICPOConfig(**config_kwargs(tmp_path, max_steps=1), icpo_alpha=0.5)
+    trainer = ICPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=[math_reward, boxed_format_reward],
+        args=args,
+        train_dataset=dataset,
+    )
+    trainer.train()
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    assert {"rewards/math_reward/mean", "rewards/boxed_format_reward/mean"} <= logged
