@@ -63,6 +63,9 @@ TRICKY = [
     ("choice", "I think (A) is tempting but the answer is (B)", "A", False),
     ("choice", "The answer is (c)", "(c)", True),
     ("choice", "The answer is K", "A", False),
+    ("choice", "The answer is a prime number, so (B)", "A", False),
+    ("choice", "The answer is a prime number, so (B)", "B", True),
+    ("choice", "so the answer is c.", "C", True),
 ]
 
 
@@ -194,3 +197,10 @@ def test_rewards_plug_into_the_icpo_trainer(tiny_policy, tmp_path):
     trainer.train()
     logged = {key for entry in trainer.state.log_history for key in entry}
     assert {"rewards/math_reward/mean", "rewards/boxed_format_reward/mean"} <= logged
+
+
+def test_a_worker_that_cannot_start_is_reported(monkeypatch):
+    verifier = MathVerifier()
+    monkeypatch.setattr("icpo.rewards.sys.executable", "/bin/false")
+    with pytest.raises(RuntimeError, match="start-up"):
+        verifier.check([("1", "1")])

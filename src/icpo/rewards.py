@@ -174,10 +174,16 @@ def extract_final_number(text: str) -> str | None:
     return tail_numbers[-1].replace(",", "") if tail_numbers else None
 
 
-_CHOICE_PATTERNS = (
-    r"answer\s*(?:is|:)?\s*(?:option|choice)?\s*[:(\[{*]*\s*\(?([A-J])\b",
-    r"^\s*\(?([A-J])\)?[.:)]?\s*$",
-    r"\(([A-J])\)",
+# In priority order; a letter is read case-blind only inside parentheses or at the end of a line, so that
+# "the answer is a prime" does not read as choice A.
+_CHOICE_PATTERNS = tuple(
+    re.compile(pattern, re.MULTILINE)
+    for pattern in (
+        r"(?i:answer)\s*(?i:is|:)?\s*(?i:option|choice)?\s*[:\[{*]*\s*"
+        r"(?:\(([A-Ja-j])\)|([A-J])\b|([a-j])(?=[.)]?\s*$))",
+        r"\A\s*\(?([A-Ja-j])\)?[.:)]?\s*\Z",
+        r"\(([A-J])\)",
+    )
 )
 
 
@@ -192,10 +198,8 @@ def extract_choice(text: str, num_choices: int = len(CHOICE_LETTERS)) -> str | N
             return letter.group(1)
     tail = text[-20 * MAX_ANSWER_CHARS :]
     for pattern in _CHOICE_PATTERNS:
-        letters = [
-            m.group(1) for m in re.finditer(pattern, tail, re.IGNORECASE * (pattern == _CHOICE_PATTERNS[0]))
-        ]
-        letters = [letter.upper() for letter in letters if letter.upper() in valid]
+        letters = [next(g for g in m.groups() if g).upper() for m in pattern.finditer(tail)]
+        letters = [letter for letter in letters if letter in valid]
         if letters:
             return letters[-1]
     return None
@@ -334,8 +338,13 @@ class MathVerifier:
                         result = None
                         self._stop()  # past the hard bound: the worker may still be busy; replace it
                 except (EOFError, OSError):
-                    result = None
                     self._stop()
+                    if fresh:  # died before its first answer: a broken install, not a hard input
+                        raise RuntimeError(
+                            "the math-verify worker process exited at start-up; run "
+                            f"`{sys.executable} -c 'import math_verify'` to see why."
+                        ) from None
+                    result = None
                 results.append(result)
         return results
 
