@@ -121,3 +121,9 @@ def test_a_truncated_last_line_is_cut_before_appending(tmp_path):
     path.write_text('{"a": 1}\n{"a": 2}\n{"a"')
     assert read_samples(path) == [{"a": 1}, {"a": 2}]
     assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
+
+
+def test_repeated_problem_ids_are_refused(generator, tmp_path):
+    problems = _problems(2) + _problems(1)
+    with pytest.raises(ValueError, match="repeated problem ids"):
+        evaluate(generator, {"toy": problems}, tmp_path, settings=SHORT, progress=False)

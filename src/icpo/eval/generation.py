@@ -62,7 +62,7 @@ class TransformersGenerator:
             do_sample=sampling,
             temperature=settings.temperature if sampling else None,
             top_p=settings.top_p if sampling else None,
-            top_k=None,
+            top_k=0 if sampling else None,  # 0: no top-k cut (generation_config often sets 50)
             output_logits=True,
             return_dict_in_generate=True,
             pad_token_id=self.tokenizer.pad_token_id,

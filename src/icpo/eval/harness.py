@@ -17,7 +17,7 @@ import json
 import math
 import os
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -100,6 +100,13 @@ def evaluate(
         **(run_config or {}),
     }
     _check_config(out_dir, config)
+    for name, problems in benchmarks.items():
+        counts = Counter(problem.id for problem in problems)
+        if len(counts) != len(problems):
+            repeated = sorted(i for i, count in counts.items() if count > 1)[:5]
+            raise ValueError(
+                f"benchmark {name!r} has repeated problem ids {repeated}; ids must be unique to resume."
+            )
     samples_path = out_dir / SAMPLES_FILE
     done = {(r["benchmark"], r["problem_id"], r["sample"]) for r in read_samples(samples_path)}
 
