@@ -66,6 +66,10 @@ TRICKY = [
     ("choice", "The answer is a prime number, so (B)", "A", False),
     ("choice", "The answer is a prime number, so (B)", "B", True),
     ("choice", "so the answer is c.", "C", True),
+    ("boolean", r"Hence the statement holds: \boxed{True}", True, True),
+    ("boolean", "So no, it is not; the answer is False.", False, True),
+    ("boolean", r"\boxed{yes}", False, False),
+    ("boolean", "I cannot tell.", True, False),
 ]
 
 

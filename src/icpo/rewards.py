@@ -1,12 +1,13 @@
 """Verifiable rewards: extract a final answer from a completion and check it against the gold answer.
 
-Three graders, one per answer kind, each ``grade(completion, gold) -> Verdict``:
+Four graders, one per answer kind, each ``grade(completion, gold) -> Verdict``:
 
 - ``math``:   the last ``\\boxed{}`` (or ``\\fbox{}``/``\\framebox{}``; fallbacks "#### x", "the answer is x",
               "Answer: x"), checked against the gold by math-verify (gold first: ``verify(gold, answer)``);
 - ``number``: GSM8K's final number ("#### 72", else the last boxed value, else the last number), compared
               numerically after dropping thousands separators, currency signs and units;
-- ``choice``: a multiple-choice letter A-J ("The answer is (C)", "Answer: C", ``\\boxed{C}``, a bare "C").
+- ``choice``: a multiple-choice letter A-J ("The answer is (C)", "Answer: C", ``\\boxed{C}``, a bare "C");
+- ``boolean``: true/false/yes/no in the final answer (TheoremQA's true/false questions).
 
 and TRL reward functions over them, ``func(prompts, completions, **columns) -> list[float | None]``:
 ``math_reward``, ``number_reward``, ``choice_reward`` (gold in the ``answer`` column) and
@@ -38,7 +39,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 MAX_ANSWER_CHARS = 1000
-GRADERS: tuple[str, ...] = ("math", "number", "choice")
+GRADERS: tuple[str, ...] = ("math", "number", "choice", "boolean")
 CHOICE_LETTERS = "ABCDEFGHIJ"
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
@@ -203,6 +204,17 @@ def extract_choice(text: str, num_choices: int = len(CHOICE_LETTERS)) -> str | N
         if letters:
             return letters[-1]
     return None
+
+
+_BOOLEAN_WORD = re.compile(r"\b(true|false|yes|no)\b", re.IGNORECASE)
+
+
+def extract_boolean(text: str) -> str | None:
+    """ "True" or "False": the last true/false/yes/no in the final answer (boxed or "the answer is"),
+    else in the last 200 characters."""
+    source = extract_math_answer(text) or text[-200:]
+    words = _BOOLEAN_WORD.findall(source)
+    return None if not words else "True" if words[-1].lower() in ("true", "yes") else "False"
 
 
 def choice_letter(gold: Any) -> str:
@@ -379,7 +391,7 @@ def grade_many(
     golds: Sequence[Any],
     num_choices: Sequence[int | None] | None = None,
 ) -> list[Verdict]:
-    """Grade completion i against gold i with one grader ("math", "number" or "choice").
+    """Grade completion i against gold i with one grader ("math", "number", "choice" or "boolean").
 
     ``num_choices`` (choice grader) limits the letters a completion may pick per row. A completion with
     no answer, or with an answer longer than MAX_ANSWER_CHARS, is wrong; a math check that times out is
@@ -396,12 +408,15 @@ def grade_many(
             letter = extract_choice(text, limit or len(CHOICE_LETTERS))
             verdicts.append(Verdict(letter, None if gold is None else letter == choice_letter(gold)))
         return verdicts
-    extract = extract_final_number if grader == "number" else extract_math_answer
+    extract = {"number": extract_final_number, "boolean": extract_boolean}.get(grader, extract_math_answer)
     answers = [extract(text) for text in completions]
     golds_text = [None if gold is None else gold_text(gold) for gold in golds]
-    if grader == "number":
+    if grader == "boolean":  # a gold that reads as neither true nor false cannot be scored
+        golds_text = [None if gold is None else extract_boolean(gold) for gold in golds_text]
+    if grader in ("number", "boolean"):
+        same = _numbers_equal if grader == "number" else str.__eq__
         return [
-            Verdict(answer, None if gold is None else answer is not None and _numbers_equal(answer, gold))
+            Verdict(answer, None if gold is None else answer is not None and same(answer, gold))
             for answer, gold in zip(answers, golds_text, strict=True)
         ]
     to_check = [

@@ -98,3 +98,13 @@ def test_prompt_uses_the_chat_template_when_present():
         "{% if add_generation_prompt %}<assistant>{% endif %}"
     )
     assert build_prompt(tokenizer, "What is 2+2?") == "<user>What is 2+2?\n<assistant>"
+
+
+def test_theoremqa_gold_answers_grade_correct(benchmarks_path):
+    # TheoremQA has no worked solutions in a gradable form: each gold answer, boxed, is the completion.
+    problems = load_benchmark("theoremqa", benchmarks_path)
+    assert len(problems) == 800 - 53  # records with a picture are skipped
+    for grader in ("math", "choice", "boolean"):
+        chosen = [p for p in problems if p.grader == grader]
+        golds = [p.gold[1:-1].upper() if grader == "choice" else p.gold for p in chosen]
+        assert _graded_share(chosen, [f"The answer is $\\boxed{{{gold}}}$." for gold in golds]) >= 0.99

@@ -17,6 +17,7 @@ from icpo.rewards import CHOICE_LETTERS, gold_text, last_boxed
 
 DEFAULT_DATA_DIR = Path("../shared/benchmarks")
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+BOOLEAN_INSTRUCTION = "Answer True or False, and put your final answer within \\boxed{}."
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option, for example: The answer is (C)."
 
 
@@ -121,10 +122,14 @@ def _mmlu_pro(record: dict[str, Any], index: int) -> Problem:
 
 
 def _theoremqa(record: dict[str, Any], index: int) -> Problem | None:
-    """Text-only, non-boolean TheoremQA: numbers and lists by math-verify, "(c)" options as choices.
-    Records with a picture (not shipped) and true/false answers are skipped."""
-    if record.get("Picture") or record["Answer_type"] == "bool":
+    """Text-only TheoremQA: numbers and lists by math-verify, "(c)" options as choices, true/false by
+    the boolean grader. Records with a picture (not shipped with the file) are skipped."""
+    if record.get("Picture"):
         return None
+    if record["Answer_type"] == "bool":
+        return Problem(
+            record["id"], f"{record['Question']}\n\n{BOOLEAN_INSTRUCTION}", record["Answer"], "boolean"
+        )
     if record["Answer_type"] == "option":
         return Problem(
             record["id"], f"{record['Question']}\n\n{CHOICE_INSTRUCTION}", record["Answer"], "choice", 4
@@ -150,7 +155,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "mmlu_pro", "mmlu_pro_1000.jsonl", _mmlu_pro, "MMLU-Pro 1000-question subset, gold letter A-J"
         ),
-        Preset("theoremqa", "theoremqa_test.jsonl", _theoremqa, "TheoremQA, text-only, non-boolean answers"),
+        Preset("theoremqa", "theoremqa_test.jsonl", _theoremqa, "TheoremQA, text-only records"),
     )
 }
 
