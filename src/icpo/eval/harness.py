@@ -1,0 +1,253 @@
+"""The evaluation loop: generate k samples per problem, grade them, write one JSONL line per sample,
+and summarise; resumable after a kill.
+
+The JSONL file (``OUT/samples.jsonl``) is the source of truth. Work is the list of (problem, sample index)
+pairs of each benchmark in file order, cut into fixed chunks of ``batch_size``; chunk j is generated with
+seed ``seed + crc32(benchmark) + j`` and its lines are appended and flushed together. On restart the
+file is read back (a line cut short by a kill is dropped and the file truncated to the last complete
+line), finished (benchmark, problem id, sample) triples are skipped, and a partly written chunk is
+generated again in full with the same seed, writing only its missing lines: the final file is the one
+an uninterrupted run writes. ``OUT/config.json`` records the settings; resuming with other settings is
+refused rather than mixing two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from icpo.core import overconfident_error_rate
+from icpo.eval.benchmarks import Problem, build_prompt
+from icpo.eval.generation import SamplingSettings
+from icpo.eval.metrics import auroc, expected_calibration_error, pass_at_k, reliability_plot
+from icpo.rewards import grade_many
+
+SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
+    "samples.jsonl",
+    "summary.json",
+    "config.json",
+    "reliability.png",
+)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a samples file; a final line without its newline (a kill mid-write) is
+    dropped and cut from the file so that appending continues cleanly."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) < len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(len(complete))
+    return [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
+
+
+def _check_config(out_dir: Path, config: dict[str, Any]) -> None:
+    path = out_dir / CONFIG_FILE
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        changed = {
+            key: (previous.get(key), value) for key, value in config.items() if previous.get(key) != value
+        }
+        if changed:
+            raise ValueError(
+                f"{out_dir} holds a run with other settings {changed} (old, new); resume with the same "
+                "settings or pass a new --out directory."
+            )
+    write_atomic(path, json.dumps(config, indent=2, sort_keys=True))
+
+
+def evaluate(
+    generator: Any,
+    benchmarks: dict[str, Sequence[Problem]],
+    out_dir: str | Path,
+    samples: int = 1,
+    settings: SamplingSettings | None = None,
+    batch_size: int = 16,
+    seed: int = 0,
+    run_config: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Generate ``samples`` completions per problem of each benchmark, grade them, append them to
+    ``out_dir/samples.jsonl`` as they finish, then write and return the summary (``summarise``)."""
+    if samples < 1 or batch_size < 1:
+        raise ValueError(f"samples and batch_size must be >= 1, got {samples} and {batch_size}.")
+    settings = settings or SamplingSettings()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "samples": samples,
+        "seed": seed,
+        "batch_size": batch_size,
+        **asdict(settings),
+        **(run_config or {}),
+    }
+    _check_config(out_dir, config)
+    for name, problems in benchmarks.items():
+        counts = Counter(problem.id for problem in problems)
+        if len(counts) != len(problems):
+            repeated = sorted(i for i, count in counts.items() if count > 1)[:5]
+            raise ValueError(
+                f"benchmark {name!r} has repeated problem ids {repeated}; ids must be unique to resume."
+            )
+    samples_path = out_dir / SAMPLES_FILE
+    done = {(r["benchmark"], r["problem_id"], r["sample"]) for r in read_samples(samples_path)}
+
+    with samples_path.open("a", encoding="utf-8") as sink:
+        for name, problems in benchmarks.items():
+            work = [(problem, index) for problem in problems for index in range(samples)]
+            chunks = [work[start : start + batch_size] for start in range(0, len(work), batch_size)]
+            todo = [
+                (number, chunk)
+                for number, chunk in enumerate(chunks)
+                if any((name, p.id, i) not in done for p, i in chunk)
+            ]
+            bar = tqdm(total=len(work), desc=name, unit="sample", disable=not progress)
+            bar.update(len(work) - sum(len(chunk) for _, chunk in todo))
+            for number, chunk in todo:
+                prompts = [build_prompt(generator.tokenizer, problem.question) for problem, _ in chunk]
+                generations = generator.generate(
+                    prompts, settings, seed=seed + zlib.crc32(name.encode()) + number
+                )
+                verdicts = _grade_chunk(chunk, generations)
+                for (problem, index), prompt, generation, verdict in zip(
+                    chunk, prompts, generations, verdicts, strict=True
+                ):
+                    if (name, problem.id, index) in done:
+                        continue
+                    record = {
+                        "benchmark": name,
+                        "problem_id": problem.id,
+                        "sample": index,
+                        "prompt": prompt,
+                        "completion": generation.text,
+                        "extracted": verdict.extracted,
+                        "correct": verdict.correct,
+                        "confidence": None if math.isnan(generation.confidence) else generation.confidence,
+                        "num_tokens": generation.num_tokens,
+                        "gold": _jsonable(problem.gold),
+                    }
+                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sink.flush()
+                os.fsync(sink.fileno())
+                bar.update(len(chunk))
+            bar.close()
+    return summarise(out_dir, list(benchmarks), samples)
+
+
+def _grade_chunk(chunk, generations):
+    """Grade a chunk that may mix graders (one call per grader, original order kept)."""
+    verdicts: list[Any] = [None] * len(chunk)
+    for grader in {problem.grader for problem, _ in chunk}:
+        rows = [i for i, (problem, _) in enumerate(chunk) if problem.grader == grader]
+        graded = grade_many(
+            grader,
+            [generations[i].text for i in rows],
+            [chunk[i][0].gold for i in rows],
+            [chunk[i][0].num_choices for i in rows],
+        )
+        for i, verdict in zip(rows, graded, strict=True):
+            verdicts[i] = verdict
+    return verdicts
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, list, type(None))) else str(value)
+
+
+def summarise(out_dir: str | Path, names: Sequence[str], samples: int) -> dict[str, dict[str, Any]]:
+    """Metrics per benchmark from ``samples.jsonl``; writes ``summary.json`` and ``reliability.png``.
+
+    Per benchmark: problems, samples, unscored (correct is None; counted as wrong), avg@k, pass@j for
+    j = 1, 2, 4, ... and k, and over samples with a confidence: auroc, ece (of exp(confidence)),
+    overconfident_error_rate (per problem group of k samples; needs k >= 2) and confidence_mean.
+    """
+    out_dir = Path(out_dir)
+    by_benchmark: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for record in read_samples(out_dir / SAMPLES_FILE):
+        by_benchmark[record["benchmark"]][record["problem_id"]].append(record)
+    summary, curves = {}, {}
+    for name in names:
+        groups = [sorted(g, key=lambda r: r["sample"]) for g in by_benchmark.get(name, {}).values()]
+        groups = [g for g in groups if len(g) == samples]
+        records = [r for g in groups for r in g]
+        if not records:
+            continue
+        correct = [r["correct"] is True for r in records]
+        row: dict[str, Any] = {
+            "problems": len(groups),
+            "samples": samples,
+            "unscored": sum(r["correct"] is None for r in records),
+            f"avg@{samples}": sum(correct) / len(correct),
+        }
+        ks = sorted({k for k in (2**p for p in range(samples.bit_length())) if k <= samples} | {samples})
+        for k in ks:
+            row[f"pass@{k}"] = sum(
+                pass_at_k(samples, sum(r["correct"] is True for r in g), k) for g in groups
+            ) / len(groups)
+        scored = [(r["confidence"], r["correct"] is True) for r in records if r["confidence"] is not None]
+        confidences, labels = [c for c, _ in scored], [label for _, label in scored]
+        probabilities = [math.exp(c) for c in confidences]
+        row["confidence_mean"] = sum(confidences) / len(confidences) if confidences else None
+        row["auroc"] = auroc(confidences, labels)
+        row["ece"] = expected_calibration_error(probabilities, labels) if probabilities else None
+        row["overconfident_error_rate"] = (
+            overconfident_error_rate(
+                torch.tensor([math.nan if r["confidence"] is None else r["confidence"] for r in records]),
+                torch.tensor(correct),
+                samples,
+            )
+            if samples >= 2
+            else None
+        )
+        summary[name] = row
+        if probabilities:
+            curves[name] = (probabilities, labels)
+    write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+    if curves:
+        reliability_plot(curves, out_dir / PLOT_FILE)
+    return summary
+
+
+def format_table(summary: dict[str, dict[str, Any]]) -> str:
+    """A plain-text table: one row per benchmark, one column per metric."""
+    columns = sorted({key for row in summary.values() for key in row}, key=_column_order)
+    header = ["benchmark", *columns]
+    lines = [header] + [
+        [name, *(_cell(row.get(column)) for column in columns)] for name, row in summary.items()
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+
+
+def _column_order(column: str) -> tuple[int, int, str]:
+    fixed = ["problems", "samples", "unscored"]
+    if column in fixed:
+        return (0, fixed.index(column), column)
+    if "@" in column:
+        kind, k = column.split("@")
+        return (1, int(k) * 2 + (kind == "pass"), column)
+    return (2, 0, column)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

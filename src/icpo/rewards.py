@@ -1,0 +1,509 @@
+"""Verifiable rewards: extract a final answer from a completion and check it against the gold answer.
+
+Four graders, one per answer kind, each ``grade(completion, gold) -> Verdict``:
+
+- ``math``:   the last ``\\boxed{}`` (or ``\\fbox{}``/``\\framebox{}``; fallbacks "#### x", "the answer is x",
+              "Answer: x"), checked against the gold by math-verify (gold first: ``verify(gold, answer)``);
+- ``number``: GSM8K's final number ("#### 72", else the last boxed value, else the last number), compared
+              numerically after dropping thousands separators, currency signs and units;
+- ``choice``: a multiple-choice letter A-J ("The answer is (C)", "Answer: C", ``\\boxed{C}``, a bare "C");
+- ``boolean``: true/false/yes/no in the final answer (TheoremQA's true/false questions).
+
+and TRL reward functions over them, ``func(prompts, completions, **columns) -> list[float | None]``:
+``math_reward``, ``number_reward``, ``choice_reward`` (gold in the ``answer`` column) and
+``boxed_format_reward`` (1 when the completion ends with one extractable boxed answer).
+
+Bounded cost. Extraction is linear-time string scanning done here, and an extracted answer longer than
+``MAX_ANSWER_CHARS`` is rejected (graded wrong) before any parser sees it. math-verify then runs in a
+separate worker process (math-verify's own timeouts use ``signal.alarm``, which raises off the main
+thread and cannot interrupt C code such as a huge integer power): inside the worker a soft alarm of
+``soft_timeout_s`` aborts slow sympy work, and the parent kills and replaces the worker when an answer
+takes longer than ``hard_timeout_s``. A timed-out row is reported as ``None`` ("cannot be scored"),
+which TRL turns into NaN and a zero advantage. Nothing here raises for a bad completion.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from multiprocessing.connection import Connection
+from typing import Any
+
+MAX_ANSWER_CHARS = 1000
+GRADERS: tuple[str, ...] = ("math", "number", "choice", "boolean")
+CHOICE_LETTERS = "ABCDEFGHIJ"
+
+_BOX_COMMANDS = ("\\boxed", "\\fbox", "\\framebox")
+_ANSWER_PHRASES = re.compile(
+    rf"(?:####|final answer is|answer is|final answer:|answer:)\s*(?P<rest>[^\n]{{1,{MAX_ANSWER_CHARS}}})",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One graded completion: the answer we read (None: none found) and whether it matches the gold
+    (None: could not be decided in the time bound)."""
+
+    extracted: str | None
+    correct: bool | None
+
+
+# --- completion text -------------------------------------------------------------------------------
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a completion: a string, or TRL's conversational form (a list of
+    ``{"role", "content"}`` messages, content a string or a list of ``{"type": "text", "text"}`` parts),
+    of which the assistant messages are joined. Anything else gives ""."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if not isinstance(completion, (list, tuple)):
+        return ""
+    texts = []
+    for message in completion:
+        if not isinstance(message, dict) or message.get("role", "assistant") != "assistant":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(
+                part.get("text", "")
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "text"
+            )
+    return "\n".join(texts)
+
+
+# --- extraction (linear time) ----------------------------------------------------------------------
+
+
+def _braced_argument(text: str, start: int) -> str | None:
+    """The contents of the ``{...}`` group opening at ``text[start]``, matching nested braces; None if
+    unbalanced or longer than MAX_ANSWER_CHARS."""
+    depth = 0
+    for index in range(start, min(len(text), start + MAX_ANSWER_CHARS + 2)):
+        char = text[index]
+        if char == "{" and text[index - 1] != "\\":
+            depth += 1
+        elif char == "}" and text[index - 1] != "\\":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : index]
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """The argument of the last ``\\boxed{...}`` / ``\\fbox{...}`` / ``\\framebox{...}`` (also
+    ``\\boxed 5``), braces matched; None when there is none or it is unbalanced or too long."""
+    position = max(text.rfind(command) for command in _BOX_COMMANDS)
+    if position < 0:
+        return None
+    command = next(c for c in _BOX_COMMANDS if text.startswith(c, position))
+    cursor = position + len(command)
+    if text.startswith("[", cursor):  # \framebox[width]{...}
+        closing = text.find("]", cursor, cursor + 64)
+        cursor = closing + 1 if closing > 0 else cursor
+    if text.startswith("{", cursor):
+        return _braced_argument(text, cursor)
+    bare = re.match(rf" +([^\s$]{{1,{MAX_ANSWER_CHARS}}})", text[cursor : cursor + MAX_ANSWER_CHARS + 2])
+    return bare.group(1) if bare else None
+
+
+def _strip_answer(answer: str) -> str:
+    """Drop the decoration around an answer: surrounding $ and \\( \\), a trailing period, \\textbf{}."""
+    answer = answer.strip()
+    for opening, closing in (("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if answer.startswith(opening) and answer.endswith(closing) and len(answer) >= len(opening) + 1:
+            answer = answer[len(opening) : len(answer) - len(closing)].strip()
+    answer = answer.rstrip(".").strip()
+    styled = re.fullmatch(r"\\(?:textbf|mathbf|text|mathrm)\{\s*\(?([^{}()]*?)\)?\s*\}", answer)
+    return styled.group(1).strip() if styled else answer
+
+
+def extract_math_answer(text: str) -> str | None:
+    """The final answer of a math completion: the last boxed expression, else the last
+    "#### x" / "the answer is x" / "Answer: x" phrase (rest of that line, up to a period that ends it)."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return _strip_answer(boxed)
+    phrases = list(_ANSWER_PHRASES.finditer(text[-20 * MAX_ANSWER_CHARS :]))
+    if not phrases:
+        return None
+    rest = phrases[-1].group("rest").strip()
+    rest = re.split(r"(?<=[^\d\\])\.\s|\.$", rest)[0] if not rest.startswith("$") else rest
+    answer = _strip_answer(rest)
+    return answer or None
+
+
+def _parse_number(text: str) -> Decimal | None:
+    match = _NUMBER.search(text.replace("\\!", "").replace("{,}", ","))
+    if match is None:
+        return None
+    try:
+        return Decimal(match.group().replace(",", ""))
+    except InvalidOperation:
+        return None
+
+
+def extract_final_number(text: str) -> str | None:
+    """GSM8K's final number: after the last "####", else in the last boxed answer, else the last number
+    in the text. Returned as written, thousands separators dropped."""
+    marker = text.rfind("####")
+    candidates = [text[marker + 4 : marker + 4 + MAX_ANSWER_CHARS]] if marker >= 0 else []
+    boxed = last_boxed(text)
+    if boxed is not None:
+        candidates.append(boxed)
+    for candidate in candidates:
+        number = _parse_number(candidate)
+        if number is not None:
+            return str(number)
+    tail_numbers = _NUMBER.findall(text[-20 * MAX_ANSWER_CHARS :])
+    return tail_numbers[-1].replace(",", "") if tail_numbers else None
+
+
+# In priority order; a letter is read case-blind only inside parentheses or at the end of a line, so that
+# "the answer is a prime" does not read as choice A.
+_CHOICE_PATTERNS = tuple(
+    re.compile(pattern, re.MULTILINE)
+    for pattern in (
+        r"(?i:answer)\s*(?i:is|:)?\s*(?i:option|choice)?\s*[:\[{*]*\s*"
+        r"(?:\(([A-Ja-j])\)|([A-J])\b|([a-j])(?=[.)]?\s*$))",
+        r"\A\s*\(?([A-Ja-j])\)?[.:)]?\s*\Z",
+        r"\(([A-J])\)",
+    )
+)
+
+
+def extract_choice(text: str, num_choices: int = len(CHOICE_LETTERS)) -> str | None:
+    """The chosen letter among the first ``num_choices`` of A-J: a boxed letter, else the last
+    "answer is (C)" / "Answer: C" phrase, else a reply that is only a letter, else the last "(C)"."""
+    valid = CHOICE_LETTERS[:num_choices]
+    boxed = last_boxed(text)
+    if boxed is not None:
+        letter = re.fullmatch(r"\s*\(?([A-J])\)?\s*", _strip_answer(boxed))
+        if letter and letter.group(1) in valid:
+            return letter.group(1)
+    tail = text[-20 * MAX_ANSWER_CHARS :]
+    for pattern in _CHOICE_PATTERNS:
+        letters = [next(g for g in m.groups() if g).upper() for m in pattern.finditer(tail)]
+        letters = [letter for letter in letters if letter in valid]
+        if letters:
+            return letters[-1]
+    return None
+
+
+_BOOLEAN_WORD = re.compile(r"\b(true|false|yes|no)\b", re.IGNORECASE)
+
+
+def extract_boolean(text: str) -> str | None:
+    """ "True" or "False": the last true/false/yes/no in the final answer (boxed or "the answer is"),
+    else in the last 200 characters."""
+    source = extract_math_answer(text) or text[-200:]
+    words = _BOOLEAN_WORD.findall(source)
+    return None if not words else "True" if words[-1].lower() in ("true", "yes") else "False"
+
+
+def choice_letter(gold: Any) -> str:
+    """A gold choice as a letter: an int index (0 = A), a letter, or "(c)"."""
+    if isinstance(gold, bool) or not isinstance(gold, (int, str)):
+        raise ValueError(f"a choice gold must be a letter A-J or a 0-based index, got {gold!r}.")
+    if isinstance(gold, int):
+        if not 0 <= gold < len(CHOICE_LETTERS):
+            raise ValueError(f"a choice index must be in 0..9, got {gold}.")
+        return CHOICE_LETTERS[gold]
+    letter = gold.strip().strip("()").upper()
+    if len(letter) != 1 or letter not in CHOICE_LETTERS:
+        raise ValueError(f"a choice gold must be a letter A-J, got {gold!r}.")
+    return letter
+
+
+def gold_text(gold: Any) -> str:
+    """A gold answer as text: floats that are whole numbers lose their ".0" (AMC stores 27.0)."""
+    if isinstance(gold, float) and math.isfinite(gold) and gold.is_integer():
+        return str(int(gold))
+    return str(gold).strip()
+
+
+# --- math-verify in a bounded worker process -------------------------------------------------------
+
+
+class _SoftTimeout(BaseException):
+    """Raised by the worker's alarm; a BaseException so math-verify's ``except Exception`` lets it pass."""
+
+
+def _serve_math_verify(read_fd: int, write_fd: int, soft_timeout_s: float) -> None:
+    """Worker loop (its own process): receive (gold, answer), reply True / False, or None when the soft
+    alarm fired. Here math-verify runs on a main thread, so the alarm can interrupt Python-level work."""
+    import signal
+    from multiprocessing.connection import Connection
+
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+    def on_alarm(signum, frame):
+        raise _SoftTimeout
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    requests, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    while True:
+        try:
+            gold, answer = requests.recv()
+        except EOFError:
+            return
+        signal.setitimer(signal.ITIMER_REAL, soft_timeout_s)
+        try:
+            gold_parsed = parse(f"${gold}$", parsing_timeout=None) or parse(
+                f"$\\boxed{{{gold}}}$", parsing_timeout=None
+            )
+            answer_parsed = parse(f"$\\boxed{{{answer}}}$", parsing_timeout=None)
+            result = bool(
+                gold_parsed and answer_parsed and verify(gold_parsed, answer_parsed, timeout_seconds=None)
+            )
+        except _SoftTimeout:
+            result = None
+        except Exception:  # a parser bug on odd input is a wrong answer, not a crash
+            result = False
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        replies.send(result)
+
+
+class MathVerifier:
+    """math-verify behind a process boundary with a hard time bound; safe to call from any thread.
+
+    ``check(pairs)`` returns, per (gold, answer) pair, True / False, or None when the pair took longer
+    than the bound. Past ``hard_timeout_s`` the worker is killed and a fresh one serves the next pair.
+    The worker is a plain ``python -c`` subprocess, so the caller's main module is never re-imported
+    (no ``if __name__ == "__main__"`` guard needed in training scripts).
+    """
+
+    def __init__(
+        self, soft_timeout_s: float = 3.0, hard_timeout_s: float = 6.0, startup_timeout_s: float = 120.0
+    ):
+        if not 0 < soft_timeout_s <= hard_timeout_s:
+            raise ValueError(
+                f"need 0 < soft_timeout_s <= hard_timeout_s, got {soft_timeout_s} and {hard_timeout_s}."
+            )
+        self.soft_timeout_s = soft_timeout_s
+        self.hard_timeout_s = hard_timeout_s
+        self.startup_timeout_s = startup_timeout_s  # importing sympy can be slow on a busy machine
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self._requests = self._replies = None
+
+    def _start(self) -> None:
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        code = (
+            "from icpo.rewards import _serve_math_verify; "
+            f"_serve_math_verify({request_read}, {reply_write}, {self.soft_timeout_s!r})"
+        )
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", code], pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL
+        )
+        os.close(request_read)
+        os.close(reply_write)
+        self._requests = Connection(request_write, readable=False)
+        self._replies = Connection(reply_read, writable=False)
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._requests.close()
+            self._replies.close()
+        self._process = self._requests = self._replies = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def check(self, pairs: Sequence[tuple[str, str]]) -> list[bool | None]:
+        results: list[bool | None] = []
+        with self._lock:
+            for gold, answer in pairs:
+                fresh = self._process is None or self._process.poll() is not None
+                if fresh:
+                    self._stop()
+                    self._start()
+                bound = self.hard_timeout_s + (self.startup_timeout_s if fresh else 0.0)
+                try:
+                    self._requests.send((gold, answer))
+                    if self._replies.poll(bound):
+                        result = self._replies.recv()
+                    else:
+                        result = None
+                        self._stop()  # past the hard bound: the worker may still be busy; replace it
+                except (EOFError, OSError):
+                    self._stop()
+                    if fresh:  # died before its first answer: a broken install, not a hard input
+                        raise RuntimeError(
+                            "the math-verify worker process exited at start-up; run "
+                            f"`{sys.executable} -c 'import math_verify'` to see why."
+                        ) from None
+                    result = None
+                results.append(result)
+        return results
+
+
+_VERIFIER: MathVerifier | None = None
+_VERIFIER_LOCK = threading.Lock()
+
+
+def math_verifier() -> MathVerifier:
+    """The process-wide verifier (started on first use, stopped at exit)."""
+    global _VERIFIER
+    with _VERIFIER_LOCK:
+        if _VERIFIER is None:
+            _VERIFIER = MathVerifier()
+            atexit.register(_VERIFIER.close)
+        return _VERIFIER
+
+
+# --- graders --------------------------------------------------------------------------------------
+
+
+def _numbers_equal(answer: str, gold: str) -> bool:
+    left, right = _parse_number(answer), _parse_number(gold)
+    if left is None or right is None:
+        return False
+    return abs(left - right) <= Decimal("1e-6") * max(Decimal(1), abs(right))
+
+
+def grade_many(
+    grader: str,
+    completions: Sequence[str],
+    golds: Sequence[Any],
+    num_choices: Sequence[int | None] | None = None,
+) -> list[Verdict]:
+    """Grade completion i against gold i with one grader ("math", "number", "choice" or "boolean").
+
+    ``num_choices`` (choice grader) limits the letters a completion may pick per row. A completion with
+    no answer, or with an answer longer than MAX_ANSWER_CHARS, is wrong; a math check that times out is
+    ``correct=None``.
+    """
+    if grader not in GRADERS:
+        raise ValueError(f"grader={grader!r} is not supported; choose one of {GRADERS}.")
+    if len(completions) != len(golds):
+        raise ValueError(f"{len(completions)} completions but {len(golds)} gold answers; pass one per row.")
+    if grader == "choice":
+        limits = num_choices or [None] * len(golds)
+        verdicts = []
+        for text, gold, limit in zip(completions, golds, limits, strict=True):
+            letter = extract_choice(text, limit or len(CHOICE_LETTERS))
+            verdicts.append(Verdict(letter, None if gold is None else letter == choice_letter(gold)))
+        return verdicts
+    extract = {"number": extract_final_number, "boolean": extract_boolean}.get(grader, extract_math_answer)
+    answers = [extract(text) for text in completions]
+    golds_text = [None if gold is None else gold_text(gold) for gold in golds]
+    if grader == "boolean":  # a gold that reads as neither true nor false cannot be scored
+        golds_text = [None if gold is None else extract_boolean(gold) for gold in golds_text]
+    if grader in ("number", "boolean"):
+        same = _numbers_equal if grader == "number" else str.__eq__
+        return [
+            Verdict(answer, None if gold is None else answer is not None and same(answer, gold))
+            for answer, gold in zip(answers, golds_text, strict=True)
+        ]
+    to_check = [
+        i
+        for i, (a, g) in enumerate(zip(answers, golds_text, strict=True))
+        if a and g is not None and len(a) <= MAX_ANSWER_CHARS
+    ]
+    checked = dict(
+        zip(to_check, math_verifier().check([(golds_text[i], answers[i]) for i in to_check]), strict=True)
+    )
+    return [
+        Verdict(answer, None if gold is None else checked.get(i, False))
+        for i, (answer, gold) in enumerate(zip(answers, golds_text, strict=True))
+    ]
+
+
+def grade(grader: str, completion: str, gold: Any, num_choices: int | None = None) -> Verdict:
+    """Grade one completion; see ``grade_many``."""
+    return grade_many(grader, [completion], [gold], [num_choices])[0]
+
+
+# --- TRL reward functions -------------------------------------------------------------------------
+
+
+def _gold_column(columns: dict[str, Any], name: str, rows: int) -> list[Any]:
+    if name not in columns:
+        raise ValueError(
+            f"the reward needs the gold answers in a dataset column named {name!r}; the columns passed were "
+            f"{sorted(columns)}. Rename it, or use make_reward(..., gold_column=...)."
+        )
+    golds = list(columns[name])
+    if len(golds) != rows:
+        raise ValueError(f"column {name!r} has {len(golds)} values for {rows} completions.")
+    return golds
+
+
+def make_reward(grader: str, gold_column: str = "answer") -> Callable[..., list[float | None]]:
+    """A TRL reward function ``func(prompts, completions, **columns) -> list[float | None]`` giving 1.0
+    for a correct answer, 0.0 for a wrong or missing one, None when a row cannot be scored (no gold, a
+    gold the grader cannot read, a check that timed out). For ``choice``, an ``options`` or ``choices``
+    column (the list of options per row) limits the letters that count."""
+    if grader not in GRADERS:
+        raise ValueError(f"grader={grader!r} is not supported; choose one of {GRADERS}.")
+
+    def reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float | None]:
+        golds = _gold_column(columns, gold_column, len(completions))
+        texts = [completion_text(c) for c in completions]
+        options = columns.get("options", columns.get("choices"))
+        limits = [len(o) if isinstance(o, (list, tuple)) else None for o in options] if options else None
+        rewards: list[float | None] = [None] * len(texts)
+        readable = []
+        for i, gold in enumerate(golds):
+            try:
+                if grader == "choice" and gold is not None:
+                    choice_letter(gold)
+                readable.append(i)
+            except ValueError:
+                logging.getLogger(__name__).warning("row %d: unreadable gold answer %r; reward None", i, gold)
+        verdicts = grade_many(
+            grader,
+            [texts[i] for i in readable],
+            [golds[i] for i in readable],
+            [limits[i] for i in readable] if limits else None,
+        )
+        for i, verdict in zip(readable, verdicts, strict=True):
+            rewards[i] = None if verdict.correct is None else float(verdict.correct)
+        return rewards
+
+    reward.__name__ = f"{grader}_reward"
+    return reward
+
+
+math_reward = make_reward("math")
+number_reward = make_reward("number")
+choice_reward = make_reward("choice")
+
+
+def boxed_format_reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float]:
+    """1.0 when the completion's last boxed answer is balanced, at most MAX_ANSWER_CHARS long and only
+    whitespace or a closing "$", "." or "\\]" follows it; else 0.0. Needs no gold answer."""
+    rewards = []
+    for completion in completions:
+        text = completion_text(completion)
+        boxed = last_boxed(text)
+        if boxed is None:
+            rewards.append(0.0)
+            continue
+        after = text[text.rfind(boxed) + len(boxed) + 1 :]
+        rewards.append(1.0 if re.fullmatch(r"[\s$.\\\]]*", after[:64]) and len(after) < 64 else 0.0)
+    return rewards

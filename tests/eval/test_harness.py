@@ -1,0 +1,129 @@
+"""The evaluation loop on the tiny local policy: schema, batching, resume, chat template, summary."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from icpo.eval.benchmarks import Problem
+from icpo.eval.generation import SamplingSettings, TransformersGenerator
+from icpo.eval.harness import SAMPLES_FILE, evaluate, format_table, read_samples
+
+SHORT = SamplingSettings(max_new_tokens=8, temperature=0.0)
+SAMPLED = SamplingSettings(max_new_tokens=8, temperature=1.0)
+FIELDS = {
+    "benchmark", "problem_id", "sample", "prompt", "completion", "extracted", "correct", "confidence",
+    "num_tokens", "gold",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_policy):
+    return TransformersGenerator(tiny_policy, device="cpu")
+
+
+def _problems(count: int) -> list[Problem]:
+    return [Problem(f"p{i}", f"What is {i} plus {i * 3 + 1}?", str(4 * i + 1), "math") for i in range(count)]
+
+
+def test_batched_generation_equals_one_at_a_time_under_greedy(generator):
+    prompts = ["1+1=", "What is seven times six?", "x", "Name a prime number larger than ten."]
+    batched = generator.generate(prompts, SHORT, seed=0)
+    single = [generator.generate([prompt], SHORT, seed=0)[0] for prompt in prompts]
+    assert [g.text for g in batched] == [g.text for g in single]
+    assert [g.num_tokens for g in batched] == [g.num_tokens for g in single]
+    for b, s in zip(batched, single, strict=True):
+        assert b.confidence == pytest.approx(s.confidence, abs=1e-4)
+
+
+def test_confidence_is_the_mean_log_prob_at_temperature_one(generator):
+    import torch
+
+    prompt = "What is seven times six?"
+    hot = generator.generate([prompt], SamplingSettings(max_new_tokens=6, temperature=5.0), seed=3)[0]
+    prompt_ids = generator.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+    text_ids = generator.tokenizer(hot.text, add_special_tokens=False).input_ids
+    stopped = hot.num_tokens == len(text_ids) + 1  # an EOS ended it: it counts as a completion token
+    completion_ids = torch.tensor([text_ids + [generator.tokenizer.eos_token_id] * stopped])
+    assert hot.num_tokens == completion_ids.shape[1] and (stopped or hot.num_tokens == 6)
+    with torch.no_grad():
+        logits = generator.model(torch.cat([prompt_ids, completion_ids], dim=1)).logits[
+            0, prompt_ids.shape[1] - 1 : -1
+        ]
+    expected = torch.log_softmax(logits.float(), -1).gather(1, completion_ids[0].unsqueeze(1)).mean().item()
+    assert hot.confidence == pytest.approx(expected, abs=1e-4)
+
+
+def test_jsonl_schema_and_summary(generator, tmp_path):
+    summary = evaluate(generator, {"toy": _problems(3)}, tmp_path, samples=2, settings=SAMPLED, batch_size=4,
+                       progress=False)  # fmt: skip
+    records = read_samples(tmp_path / SAMPLES_FILE)
+    assert len(records) == 6 and all(set(r) == FIELDS for r in records)
+    assert {(r["problem_id"], r["sample"]) for r in records} == {
+        (f"p{i}", s) for i in range(3) for s in range(2)
+    }
+    assert all(r["correct"] in (True, False) and r["confidence"] < 0 for r in records)
+    row = summary["toy"]
+    assert row["problems"] == 3 and row["samples"] == 2
+    assert row["avg@2"] == sum(r["correct"] for r in records) / 6
+    assert {"pass@1", "pass@2", "auroc", "ece", "overconfident_error_rate"} <= set(row)
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+    assert (tmp_path / "reliability.png").exists()
+    assert "toy" in format_table(summary)
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_result(generator, tmp_path):
+    problems = {"toy": _problems(4)}
+    whole = evaluate(generator, problems, tmp_path / "whole", samples=2, settings=SAMPLED, batch_size=3,
+                     progress=False)  # fmt: skip
+    lines = (tmp_path / "whole" / SAMPLES_FILE).read_text().splitlines(keepends=True)
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    (resumed_dir / "config.json").write_text((tmp_path / "whole" / "config.json").read_text())
+    # killed after one and a half chunks of three, in the middle of writing a line
+    (resumed_dir / SAMPLES_FILE).write_text("".join(lines[:4]) + lines[4][:25])
+    resumed = evaluate(
+        generator, problems, resumed_dir, samples=2, settings=SAMPLED, batch_size=3, progress=False
+    )
+
+    def by_key(path):
+        return {(r["problem_id"], r["sample"]): r for r in read_samples(path / SAMPLES_FILE)}
+
+    assert by_key(resumed_dir) == by_key(tmp_path / "whole")
+    assert len(read_samples(resumed_dir / SAMPLES_FILE)) == 8
+    assert resumed == whole
+
+
+def test_resume_with_other_settings_is_refused(generator, tmp_path):
+    evaluate(generator, {"toy": _problems(1)}, tmp_path, samples=1, settings=SHORT, progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate(generator, {"toy": _problems(1)}, tmp_path, samples=2, settings=SHORT, progress=False)
+
+
+def test_chat_template_reaches_the_model(generator, tmp_path):
+    generator.tokenizer.chat_template = (
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    try:
+        evaluate(generator, {"toy": _problems(1)}, tmp_path, settings=SHORT, progress=False)
+    finally:
+        generator.tokenizer.chat_template = None
+    record = read_samples(tmp_path / SAMPLES_FILE)[0]
+    assert record["prompt"] == "<user>What is 0 plus 1?\n<assistant>"
+    assert not math.isnan(record["confidence"])
+
+
+def test_a_truncated_last_line_is_cut_before_appending(tmp_path):
+    path = tmp_path / SAMPLES_FILE
+    path.write_text('{"a": 1}\n{"a": 2}\n{"a"')
+    assert read_samples(path) == [{"a": 1}, {"a": 2}]
+    assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
+
+
+def test_repeated_problem_ids_are_refused(generator, tmp_path):
+    problems = _problems(2) + _problems(1)
+    with pytest.raises(ValueError, match="repeated problem ids"):
+        evaluate(generator, {"toy": problems}, tmp_path, settings=SHORT, progress=False)

@@ -1,0 +1,210 @@
+"""Reward functions: extraction, tricky equivalences, TRL's calling convention, bounded cost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from icpo.rewards import (
+    MAX_ANSWER_CHARS,
+    MathVerifier,
+    boxed_format_reward,
+    choice_reward,
+    completion_text,
+    extract_choice,
+    extract_final_number,
+    grade_many,
+    last_boxed,
+    make_reward,
+    math_reward,
+    number_reward,
+)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# (grader, completion, gold, expected verdict): the equivalences a grader must get right.
+TRICKY = [
+    ("math", r"so $x = \boxed{\frac12}$.", "0.5", True),
+    ("math", r"\boxed{0.5}", r"\frac{1}{2}", True),
+    ("math", r"\boxed{\dfrac{3}{4}}", "0.75", True),
+    ("math", r"\boxed{0.33}", r"\frac{1}{3}", False),
+    ("math", r"\boxed{[-2, 3)}", r"[-2,3)", True),
+    ("math", r"\boxed{(-2, 3)}", r"[-2,3)", False),
+    ("math", r"\boxed{(-\infty, 5]}", r"(-\infty,5]", True),
+    ("math", r"\boxed{10\text{ cm}}", "10", True),
+    ("math", r"\boxed{\text{(C)}}", r"\text{(C)}", True),
+    ("math", r"\boxed{90^\circ}", "90", True),
+    ("math", r"\boxed{1,000}", "1000", True),
+    ("math", r"\boxed{-7}", "-7", True),
+    ("math", r"\boxed{7}", "-7", False),
+    ("math", r"\boxed{2\sqrt{2}}", r"\sqrt{8}", True),
+    ("math", r"\boxed{x^2+2x+1}", r"(x+1)^2", True),
+    ("math", r"\boxed{3, 1}", "1, 3", True),
+    ("math", r"The final answer is $\frac{5}{2}$.", "2.5", True),
+    ("math", r"$\boxed{\textbf{(113) }}$", "113", True),
+    ("math", r"\fbox{204} minutes", "204", True),
+    ("math", "no answer at all", "4", False),
+    ("number", "She makes 9 * 2 = $18 every day.\n#### 18", "18", True),
+    ("number", "The total is $1,234.", "1234", True),
+    ("number", r"The answer is \boxed{-3}.", "-3", True),
+    ("number", "#### 18.00", "18", True),
+    ("number", "first 5, then 6", "5", False),
+    ("choice", "The answer is (C).", "C", True),
+    ("choice", "The answer is (C).", 2, True),
+    ("choice", "Answer: b", "B", True),
+    ("choice", r"\boxed{D}", "D", True),
+    ("choice", "D", 3, True),
+    ("choice", "I think (A) is tempting but the answer is (B)", "A", False),
+    ("choice", "The answer is (c)", "(c)", True),
+    ("choice", "The answer is K", "A", False),
+    ("choice", "The answer is a prime number, so (B)", "A", False),
+    ("choice", "The answer is a prime number, so (B)", "B", True),
+    ("choice", "so the answer is c.", "C", True),
+    ("boolean", r"Hence the statement holds: \boxed{True}", True, True),
+    ("boolean", "So no, it is not; the answer is False.", False, True),
+    ("boolean", r"\boxed{yes}", False, False),
+    ("boolean", "I cannot tell.", True, False),
+]
+
+
+@pytest.mark.parametrize(("grader", "completion", "gold", "expected"), TRICKY)
+def test_tricky_equivalences(grader, completion, gold, expected):
+    assert grade_many(grader, [completion], [gold])[0].correct is expected
+
+
+def test_rewards_take_trl_arguments_strings_and_conversations():
+    completions = [r"\boxed{4}", [{"role": "assistant", "content": r"It is \boxed{5}."}], r"\boxed{4}"]
+    prompts = ["q"] * 3
+    assert math_reward(prompts, completions, answer=["4", "4", None]) == [1.0, 0.0, None]
+    parts = [{"role": "assistant", "content": [{"type": "text", "text": "#### 12"}]}]
+    assert number_reward(["q"], [parts], answer=["12"]) == [1.0]
+    assert choice_reward(["q"] * 2, ["The answer is (J)", "(B)"], answer=["J", "not a letter"]) == [1.0, None]
+
+
+def test_choice_reward_limits_letters_to_the_options():
+    completions = ["The answer is (E)", "The answer is (B)"]
+    assert choice_reward(["q"] * 2, completions, answer=["E", "B"], options=[["a", "b", "c", "d"]] * 2) == [
+        0.0,
+        1.0,
+    ]
+
+
+def test_missing_gold_column_says_how_to_fix():
+    with pytest.raises(ValueError, match="gold_column"):
+        math_reward(["q"], [r"\boxed{1}"], solution=["1"])
+    assert make_reward("math", gold_column="solution")(["q"], [r"\boxed{1}"], solution=["1"]) == [1.0]
+
+
+def test_completion_text_joins_assistant_turns_only():
+    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a"}]
+    assert completion_text(conversation) == "a"
+    assert completion_text(None) == ""
+
+
+def test_format_reward():
+    completions = [r"so \boxed{3}.", r"\boxed{3} and then more words follow here", "none", r"\boxed{{3}"]
+    assert boxed_format_reward(["q"] * 4, completions) == [1.0, 0.0, 0.0, 0.0]
+
+
+@given(st.text(alphabet="abc123+-=^_ ", max_size=40))
+def test_last_boxed_recovers_a_brace_balanced_answer(answer):
+    assert last_boxed(rf"noise \boxed{{wrong}} then \boxed{{{answer}}} end") == answer
+
+
+@given(st.integers(min_value=-(10**12), max_value=10**12))
+def test_numbers_with_thousands_separators_match(number):
+    assert extract_final_number(f"so the total is {number:,}.") == str(number)
+    assert grade_many("number", [f"#### {number:,}"], [str(number)])[0].correct
+
+
+@given(
+    st.sampled_from("ABCDEFGHIJ"), st.sampled_from(["The answer is ({})", "Answer: {}", "**Answer:** ({})"])
+)
+def test_choice_phrasings(letter, template):
+    assert extract_choice("Reasoning (A) first... " + template.format(letter)) == letter
+
+
+def test_pathological_completions_are_bounded_off_the_main_thread():
+    completions = [
+        "x" * 100_000 + r"\boxed{" + "{" * 50_000,  # unbalanced nested braces
+        r"\boxed{" + "1" * 100_000 + "}",  # a 100k-character answer
+        "(" * 400 + ")" * 400 + r" \boxed{" + "(" * 400 + ")" * 400 + "}",
+        r"\boxed{99999999999999999999!!}",
+        "a" * 100_000 + r"\boxed{1}",
+    ]
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.append(math_reward(["q"] * 5, completions, answer=["1"] * 5))
+    )
+    started = time.monotonic()
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "grading a pathological batch did not finish within 120 s"
+    rewards = results[0]
+    assert rewards[0] == 0.0 and rewards[1] == 0.0  # rejected: no readable answer / answer over the cap
+    assert rewards[2] in (0.0, None) and rewards[3] in (0.0, None)
+    assert rewards[4] == 1.0
+    assert time.monotonic() - started < 120
+    assert MAX_ANSWER_CHARS < 100_000
+
+
+def test_hard_timeout_replaces_a_stuck_worker_from_a_thread():
+    verifier = MathVerifier(soft_timeout_s=0.5, hard_timeout_s=1.0)
+    try:
+        assert verifier.check([("1", "1")]) == [True]
+        os.kill(verifier._process.pid, signal.SIGSTOP)  # a worker stuck where no alarm can reach it
+        results = []
+        worker = threading.Thread(target=lambda: results.append(verifier.check([("2", "2")])))
+        started = time.monotonic()
+        worker.start()
+        worker.join(timeout=30)
+        assert results == [[None]] and time.monotonic() - started < 5
+        assert verifier.check([(r"\frac{1}{2}", "0.5")]) == [True]  # a fresh worker serves the next pair
+    finally:
+        verifier.close()
+
+
+def test_soft_timeout_gives_none_without_a_restart():
+    verifier = MathVerifier(soft_timeout_s=0.5, hard_timeout_s=5.0)
+    try:
+        verifier.check([("1", "1")])
+        pid = verifier._process.pid
+        assert verifier.check([("1", "10^{10^{10^{10}}}")]) == [None]
+        assert verifier._process.pid == pid
+    finally:
+        verifier.close()
+
+
+@pytest.mark.slow
+def test_rewards_plug_into_the_icpo_trainer(tiny_policy, tmp_path):
+    from datasets import Dataset
+
+    from icpo import ICPOConfig, ICPOTrainer
+    from tests.trl_setup import PROMPTS, config_kwargs
+
+    dataset = Dataset.from_dict(
+        {"prompt": PROMPTS, "answer": [str(sum(map(int, p[:-1].split("+")))) for p in PROMPTS]}
+    )
+    args = ICPOConfig(**config_kwargs(tmp_path, max_steps=1), icpo_alpha=0.5)
+    trainer = ICPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=[math_reward, boxed_format_reward],
+        args=args,
+        train_dataset=dataset,
+    )
+    trainer.train()
+    logged = {key for entry in trainer.state.log_history for key in entry}
+    assert {"rewards/math_reward/mean", "rewards/boxed_format_reward/mean"} <= logged
+
+
+def test_a_worker_that_cannot_start_is_reported(monkeypatch):
+    verifier = MathVerifier()
+    monkeypatch.setattr("icpo.rewards.sys.executable", "/bin/false")
+    with pytest.raises(RuntimeError, match="start-up"):
+        verifier.check([("1", "1")])
