@@ -1,4 +1,4 @@
-"""ICPO for verl (``pip install icpo[verl]``): a plugin, not a fork.
+"""ICPO for verl 0.9.x: a plugin, not a fork (install next to verl: docs/scale.md).
 
 Installing icpo registers the entry point ``icpo = "icpo.verl"`` in verl's ``verl.plugins`` group;
 ``import verl`` loads it in every process (the driver, the TaskRunner and every Ray worker), and loading it
