@@ -61,7 +61,9 @@ def _check_layout(group_size: int, *tensors: tuple[str, torch.Tensor]) -> int:
     first_name, first = tensors[0]
     for name, tensor in tensors:
         if tensor.dim() != 1:
-            raise ValueError(f"{name} must be a 1-D tensor of shape [batch], got shape {tuple(tensor.shape)}.")
+            raise ValueError(
+                f"{name} must be a 1-D tensor of shape [batch], got shape {tuple(tensor.shape)}."
+            )
         if tensor.shape != first.shape:
             raise ValueError(
                 f"{name} has {tensor.numel()} rows but {first_name} has {first.numel()}; "
@@ -110,7 +112,9 @@ def sequence_confidence(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.
             "with the same shape."
         )
     keep = mask.bool()
-    logps = torch.where(keep, token_logps.float(), torch.zeros((), dtype=torch.float32, device=token_logps.device))
+    logps = torch.where(
+        keep, token_logps.float(), torch.zeros((), dtype=torch.float32, device=token_logps.device)
+    )
     lengths = keep.sum(dim=1)
     confidence = logps.sum(dim=1) / lengths.clamp(min=1)
     defined = (lengths > 0) & torch.isfinite(logps).all(dim=1)
@@ -219,7 +223,9 @@ def icpo_advantages(
     if combine == "reward":
         advantages = _group_normalise(r + alpha * p, num_groups, scale, eps)
     else:
-        p_scorable = torch.where(scorable, p, torch.full_like(p, float("nan"))).reshape(num_groups, group_size)
+        p_scorable = torch.where(scorable, p, torch.full_like(p, float("nan"))).reshape(
+            num_groups, group_size
+        )
         p_centred = (p_scorable - torch.nanmean(p_scorable, dim=1, keepdim=True)).reshape(-1)
         advantages = _group_normalise(r, num_groups, scale, eps) + alpha * p_centred
     return torch.nan_to_num(advantages, nan=0.0, posinf=0.0, neginf=0.0)
@@ -265,7 +271,9 @@ def overconfident_error_rate(confidence: torch.Tensor, correct: torch.Tensor, gr
     their group's median confidence. 0 when there is no such wrong answer."""
     num_groups = _check_layout(group_size, ("confidence", confidence), ("correct", correct))
     c = confidence.float().reshape(num_groups, group_size)
-    median = torch.nanmedian(torch.where(torch.isfinite(c), c, torch.full_like(c, float("nan"))), dim=1).values
+    median = torch.nanmedian(
+        torch.where(torch.isfinite(c), c, torch.full_like(c, float("nan"))), dim=1
+    ).values
     wrong = ~correct.bool().reshape(num_groups, group_size) & torch.isfinite(c)
     total = int(wrong.sum())
     if total == 0:

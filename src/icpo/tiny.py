@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedModel, PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
 CHARACTERS = "\n" + "".join(ch for ch in string.printable if ch.isprintable())
@@ -62,7 +62,10 @@ def build_tiny_policy(path: str | Path, seed: int = 0, **model_kwargs) -> Path:
     path = Path(path)
     tokenizer = build_char_tokenizer()
     model = build_tiny_model(
-        len(tokenizer), seed=seed, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        len(tokenizer),
+        seed=seed,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         **model_kwargs,
     )
     model.generation_config.pad_token_id = tokenizer.pad_token_id

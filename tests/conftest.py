@@ -1,0 +1,33 @@
+"""Shared fixtures. Every test runs offline: nothing may reach a model or dataset hub."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory) -> Path:
+    """A randomly initialised tiny Llama policy with a character tokenizer, as a Hugging Face folder."""
+    from icpo.tiny import build_tiny_policy
+
+    return build_tiny_policy(tmp_path_factory.mktemp("tiny-policy"), seed=0, hidden_size=32, num_layers=2)
+
+
+@pytest.fixture
+def shared_benchmarks() -> Path:
+    if not SHARED_BENCHMARKS.is_dir():
+        pytest.skip(
+            f"real benchmark files not found at {SHARED_BENCHMARKS} (../shared/benchmarks beside the repo)"
+        )
+    return SHARED_BENCHMARKS

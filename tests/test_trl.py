@@ -1,0 +1,236 @@
+"""ICPOTrainer against TRL itself: equivalence at alpha = 0, agreement with icpo.core at alpha > 0,
+multi-process groups, and checkpoint/resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from icpo.core import icpo_advantages, sequence_confidence
+from icpo.trl import ICPOConfig, ICPOTrainer
+from tests.trl_setup import config_kwargs, digit_reward, length_reward, prompt_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def record_steps(trainer: GRPOTrainer, with_confidence: bool = False) -> list[dict[str, torch.Tensor]]:
+    """Wrap the trainer's scoring step and keep, per generation batch, what it returned.
+
+    With ``with_confidence`` it also recomputes each row's confidence with a plain forward pass of the model
+    (no TRL code involved), as an independent reference.
+    """
+    steps: list[dict[str, torch.Tensor]] = []
+    score = trainer._generate_and_score_completions
+
+    def recording(inputs):
+        batch = score(inputs)
+        step = {"advantages": batch["advantages"].clone()}
+        if with_confidence:
+            step["rewards_per_func"] = trainer._gathered_rewards_per_func.clone()
+            step["confidence"] = independent_confidence(trainer.model, batch, trainer.args.temperature)
+        steps.append(step)
+        return batch
+
+    trainer._generate_and_score_completions = recording
+    return steps
+
+
+@torch.no_grad()
+def independent_confidence(model, batch, temperature: float) -> torch.Tensor:
+    completion_ids = batch["completion_ids"]
+    input_ids = torch.cat([batch["prompt_ids"], completion_ids], dim=1)
+    attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    logits = logits[:, -completion_ids.size(1) - 1 : -1].float() / temperature
+    token_logps = logits.log_softmax(dim=-1).gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    return sequence_confidence(token_logps, batch["completion_mask"])
+
+
+def losses(trainer: GRPOTrainer) -> list[float]:
+    return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+
+
+def test_alpha_zero_reproduces_trl_grpo_bit_for_bit(tiny_policy, tmp_path):
+    """Same seed, same data: TRL's GRPOTrainer and ICPOTrainer(icpo_alpha=0) give identical advantages and
+    losses over three steps, unscorable (None) rewards included."""
+    grpo = GRPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=[length_reward],
+        args=GRPOConfig(**config_kwargs(tmp_path / "grpo")),
+        train_dataset=prompt_dataset(),
+    )
+    grpo_steps = record_steps(grpo)
+    grpo.train()
+
+    icpo = ICPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=[length_reward],
+        args=ICPOConfig(**config_kwargs(tmp_path / "icpo", icpo_alpha=0.0)),
+        train_dataset=prompt_dataset(),
+    )
+    icpo_steps = record_steps(icpo)
+    icpo.train()
+
+    assert len(grpo_steps) == len(icpo_steps) == 3
+    for grpo_step, icpo_step in zip(grpo_steps, icpo_steps, strict=True):
+        assert torch.equal(grpo_step["advantages"], icpo_step["advantages"])
+    assert any(step["advantages"].abs().sum() > 0 for step in grpo_steps), "the run must produce a signal"
+    assert losses(grpo) == losses(icpo)
+
+
+@pytest.mark.parametrize(
+    ("steps_per_generation", "confidence_source"),
+    [(1, "extra forward pass"), (2, "TRL's old_per_token_logps")],
+)
+def test_alpha_positive_equals_core_on_the_same_rewards_and_logps(
+    tiny_policy, tmp_path, steps_per_generation, confidence_source
+):
+    args = ICPOConfig(
+        **config_kwargs(
+            tmp_path,
+            icpo_alpha=0.7,
+            icpo_method="rank",
+            icpo_combine="advantage",
+            max_steps=2 * steps_per_generation,
+            steps_per_generation=steps_per_generation,
+            per_device_train_batch_size=8 // steps_per_generation,
+        )
+    )
+    trainer = ICPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=[digit_reward, length_reward],
+        args=args,
+        train_dataset=prompt_dataset(),
+    )
+    extra_passes = []
+    policy_logps = trainer._policy_logps
+    trainer._policy_logps = lambda batch: extra_passes.append(1) or policy_logps(batch)
+    steps = record_steps(trainer, with_confidence=True)
+    trainer.train()
+
+    assert len(steps) == 2
+    if confidence_source == "TRL's old_per_token_logps":
+        assert not extra_passes, "log-probs TRL already computed must be reused"
+    else:
+        assert len(extra_passes) == 2
+    for step in steps:
+        rewards = step["rewards_per_func"].nansum(dim=1)
+        rewards[torch.isnan(step["rewards_per_func"]).all(dim=1)] = torch.nan
+        expected = icpo_advantages(
+            rewards, step["confidence"], 4, alpha=0.7, method="rank", combine="advantage", scale="group"
+        )
+        torch.testing.assert_close(step["advantages"], expected, atol=1e-5, rtol=1e-5)
+    table_advantages = torch.tensor(list(trainer._logs["advantages"]))
+    torch.testing.assert_close(table_advantages, steps[-1]["advantages"], atol=1e-6, rtol=0)
+    logged = [entry for entry in trainer.state.log_history if "icpo/alpha" in entry]
+    assert logged and all(entry["icpo/alpha"] == pytest.approx(0.7) for entry in logged)
+    assert all(0.0 <= entry["icpo/rank_flip_rate"] <= 1.0 for entry in logged)
+
+
+class StopAfterFirstCheckpoint(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+def test_checkpoint_resume_matches_uninterrupted_run(tiny_policy, tmp_path):
+    """A run stopped after a checkpoint and resumed ends with the same weights as an uninterrupted run,
+    with a linear alpha schedule whose value depends on the restored step."""
+
+    def make_trainer(output_dir: Path, max_steps: int = 4) -> ICPOTrainer:
+        args = ICPOConfig(
+            **config_kwargs(
+                output_dir,
+                icpo_alpha=0.8,
+                icpo_alpha_schedule="linear",
+                max_steps=max_steps,
+                save_strategy="steps",
+                save_steps=2,
+            )
+        )
+        return ICPOTrainer(
+            model=str(tiny_policy), reward_funcs=[digit_reward], args=args, train_dataset=prompt_dataset()
+        )
+
+    full = make_trainer(tmp_path / "full")
+    full.train()
+
+    interrupted = make_trainer(tmp_path / "resumed")
+    interrupted.add_callback(StopAfterFirstCheckpoint())  # as a kill right after checkpoint-2 would
+    interrupted.train()
+    assert interrupted.state.global_step == 2
+    assert (tmp_path / "resumed" / "checkpoint-2").is_dir()
+    resumed = make_trainer(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-2"))
+
+    for (name, expected), (_, actual) in zip(
+        full.model.named_parameters(), resumed.model.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5, msg=f"parameter {name} differs")
+    full_alphas = [e["icpo/alpha"] for e in full.state.log_history if "icpo/alpha" in e]
+    resumed_alphas = [e["icpo/alpha"] for e in resumed.state.log_history if "icpo/alpha" in e]
+    assert full_alphas == pytest.approx([0.8, 0.6, 0.4, 0.2])
+    assert resumed_alphas[-2:] == pytest.approx(full_alphas[-2:])
+
+
+def test_groups_spanning_two_processes(tiny_policy, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU (gloo): a group of 8 is split across both processes; the
+    advantages the processes train on, put together, equal icpo.core on the whole gathered batch."""
+    script = Path(__file__).with_name("multiprocess_advantages.py")
+    dump = tmp_path / "steps.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(script), str(tiny_policy), str(tmp_path / "run"), str(dump),
+    ]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    steps = json.loads(dump.read_text())
+    assert len(steps) == 2
+    for step in steps:
+        rewards = torch.tensor(step["rewards"])
+        confidence = torch.tensor(step["confidence"])
+        trained = torch.tensor(step["advantages"])  # rank 0's slice, then rank 1's
+        assert (
+            rewards.numel() == confidence.numel() == trained.numel() == 8
+        )  # one group of 8: 4 rows per process
+        expected = icpo_advantages(rewards, confidence, 8, alpha=0.5)
+        torch.testing.assert_close(trained, expected, atol=1e-6, rtol=1e-6)
+        # A per-process computation (groups of 8 cut into halves) would disagree.
+        assert not torch.allclose(trained[:4], icpo_advantages(rewards[:4], confidence[:4], 4, alpha=0.5))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"icpo_method": "elo"}, "icpo_method='elo' is not supported"),
+        ({"icpo_combine": "sum"}, "icpo_combine='sum' is not supported"),
+        ({"icpo_alpha": -1.0}, "icpo_alpha must be a finite number >= 0"),
+        ({"icpo_tau": 0.0}, "icpo_tau must be > 0"),
+        ({"multi_objective_aggregation": "normalize_then_sum"}, "sum_then_normalize"),
+    ],
+)
+def test_config_rejects_bad_options_with_a_clear_message(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ICPOConfig(**config_kwargs(tmp_path, **overrides))
+
+
+def test_trainer_requires_icpo_config(tiny_policy, tmp_path):
+    with pytest.raises(TypeError, match="ICPOConfig"):
+        ICPOTrainer(
+            model=str(tiny_policy),
+            reward_funcs=[digit_reward],
+            args=GRPOConfig(**config_kwargs(tmp_path)),
+            train_dataset=prompt_dataset(),
+        )
