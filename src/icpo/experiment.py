@@ -96,9 +96,8 @@ def evaluate(model, tokenizer, task_name: str, problems, max_new_tokens: int, k:
     import torch
 
     from icpo.core import overconfident_error_rate, sequence_confidence
-    from icpo.tasks import get_task
+    from icpo.tasks import correctness
 
-    task = get_task(task_name)
     was_training = model.training
     model.eval()
     encoded = tokenizer([p.prompt for p in problems], return_tensors="pt", padding=True)
@@ -107,21 +106,28 @@ def evaluate(model, tokenizer, task_name: str, problems, max_new_tokens: int, k:
     with torch.no_grad():
         greedy = model.generate(**encoded, do_sample=False, **common)
         texts = tokenizer.batch_decode(greedy[:, prompt_length:], skip_special_tokens=True)
-        greedy_accuracy = sum(task.check(p.prompt, t, p.answer) for p, t in zip(problems, texts)) / len(problems)
+        greedy_accuracy = sum(correctness(task_name, problems, texts)) / len(problems)
         avg_at_k = overconfident = float("nan")
         if k > 0:
             sampled = model.generate(
-                **encoded, do_sample=True, temperature=1.0, top_k=0, num_return_sequences=k,
-                output_scores=True, return_dict_in_generate=True, **common,
+                **encoded,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                num_return_sequences=k,
+                output_scores=True,
+                return_dict_in_generate=True,
+                **common,
             )
             completion_ids = sampled.sequences[:, prompt_length:]
-            token_logps = model.compute_transition_scores(sampled.sequences, sampled.scores, normalize_logits=True)
+            token_logps = model.compute_transition_scores(
+                sampled.sequences, sampled.scores, normalize_logits=True
+            )
             mask = _completion_mask(completion_ids, tokenizer.eos_token_id, tokenizer.pad_token_id)
             confidence = sequence_confidence(token_logps, mask)
             texts = tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-            correct = torch.tensor(
-                [task.check(problems[i // k].prompt, t, problems[i // k].answer) for i, t in enumerate(texts)]
-            )
+            repeated = [problem for problem in problems for _ in range(k)]
+            correct = torch.tensor(correctness(task_name, repeated, texts))
             avg_at_k = correct.float().mean().item()
             overconfident = overconfident_error_rate(confidence, correct, k)
     model.train(was_training)
@@ -256,7 +262,8 @@ def run_rl(
             f"avg_at_{settings.avg_k}": final.avg_at_k,
             "heldout_overconfident_error_rate": final.overconfident_error_rate,
             "entropy_end": sum(e["entropy"] for e in last) / len(last),
-            "train_overconfident_error_rate_end": sum(e["icpo/overconfident_error_rate"] for e in last) / len(last),
+            "train_overconfident_error_rate_end": sum(e["icpo/overconfident_error_rate"] for e in last)
+            / len(last),
             "reward_end": sum(e["reward"] for e in last) / len(last),
         },
         "wall_seconds": time.perf_counter() - started,
@@ -284,7 +291,9 @@ def warm_start_for(out: Path, settings: StudySettings, seed: int):
     from icpo.tasks import train_test_problems
     from icpo.warmup import WarmupSettings, warm_up
 
-    train, test = train_test_problems(settings.task, settings.num_train, settings.num_test, seed, settings.difficulty)
+    train, test = train_test_problems(
+        settings.task, settings.num_train, settings.num_test, seed, settings.difficulty
+    )
     warm_settings = WarmupSettings(
         task=settings.task,
         difficulty=settings.difficulty,
@@ -295,7 +304,9 @@ def warm_start_for(out: Path, settings: StudySettings, seed: int):
     return warm_up(out / f"warmup-seed{seed}", warm_settings, train), train, test
 
 
-def load_finished(run_dir: Path, settings: StudySettings, variant: Variant, seed: int) -> dict[str, Any] | None:
+def load_finished(
+    run_dir: Path, settings: StudySettings, variant: Variant, seed: int
+) -> dict[str, Any] | None:
     """The run's result if it finished with these settings; raises if it finished with others."""
     path = run_dir / RESULT
     if not path.exists():
@@ -341,6 +352,11 @@ def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySetting
     parser.add_argument("--task", default=defaults.task, help="task family (addition, countdown)")
     parser.add_argument("--difficulty", type=int, default=defaults.difficulty)
     parser.add_argument("--steps", type=int, default=defaults.steps, help="RL steps per run")
+    parser.add_argument(
+        "--num-train", type=int, default=defaults.num_train, help="train prompts (and SFT rows)"
+    )
+    parser.add_argument("--num-test", type=int, default=defaults.num_test, help="held-out prompts")
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="held-out eval interval")
     parser.add_argument("--reward-noise", type=float, default=defaults.reward_noise, help="reward flip prob.")
     parser.add_argument("--alpha", type=float, default=0.5, help="ICPO alpha of the compared variant")
     parser.add_argument("--method", default="bt", help="ICPO preference score: bt or rank")
@@ -367,11 +383,21 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     if not 0 <= args.reward_noise <= 1:
         raise ValueError(f"--reward-noise must be a probability in [0, 1], got {args.reward_noise}.")
     if args.alpha <= 0:
-        raise ValueError(f"--alpha must be > 0 for the ICPO variant (the GRPO baseline is alpha 0), got {args.alpha}.")
-    if args.steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {args.steps}.")
+        raise ValueError(
+            f"--alpha must be > 0 for the ICPO variant (the GRPO baseline is alpha 0), got {args.alpha}."
+        )
+    for name in ("steps", "num_train", "num_test", "eval_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
     settings = replace(
-        StudySettings(), task=args.task, difficulty=args.difficulty, steps=args.steps, reward_noise=args.reward_noise
+        StudySettings(),
+        task=args.task,
+        difficulty=args.difficulty,
+        steps=args.steps,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        eval_every=args.eval_every,
+        reward_noise=args.reward_noise,
     )
     icpo = Variant(args.alpha, args.method, args.tau, args.combine, args.direction, args.schedule)
     return settings, [Variant(), icpo]
@@ -411,7 +437,7 @@ _compare.prepare = _settings_and_variants
 
 
 def _train(args, prepared) -> int:
-    from icpo.recipe import run_recipe  # noqa: F401
+    from icpo.recipe import run_recipe
 
     result = run_recipe(prepared)
     print(json.dumps(result, indent=1))
@@ -436,7 +462,9 @@ def register(subparsers) -> None:
     demo.add_argument("--out", default="runs/demo")
     demo.set_defaults(run=_run_guarded(_demo))
 
-    compare = subparsers.add_parser("compare", help="GRPO vs one ICPO variant over several seeds, paired by seed")
+    compare = subparsers.add_parser(
+        "compare", help="GRPO vs one ICPO variant over several seeds, paired by seed"
+    )
     _add_study_arguments(compare, StudySettings())
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
     compare.add_argument("--out", default="runs/compare")

@@ -82,7 +82,9 @@ def summarise(results: list[dict[str, Any]], baseline: str) -> dict[str, Any]:
     return summary
 
 
-def mean_curve(runs: list[dict[str, Any]], metric: str, source: str) -> tuple[list[int], list[float], list[float], list[float]]:
+def mean_curve(
+    runs: list[dict[str, Any]], metric: str, source: str
+) -> tuple[list[int], list[float], list[float], list[float]]:
     """Steps, mean, min and max across runs of ``metric`` (steps present in every run)."""
     per_run = [{e["step"]: e[metric] for e in run[source] if metric in e} for run in runs]
     steps = sorted(set.intersection(*(set(c) for c in per_run)))
@@ -147,7 +149,9 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]], plot
     for variant, entry in summary["variants"].items():
         for metric, diff in entry["vs_baseline"].items():
             low, high = diff["ci95"]
-            lines.append(f"| {variant} | {metric} | {diff['mean']:+.3f} | [{_format(low)}, {_format(high)}] |")
+            lines.append(
+                f"| {variant} | {metric} | {diff['mean']:+.3f} | [{_format(low)}, {_format(high)}] |"
+            )
     lines += ["", "## Curves (mean across seeds; band = min..max)", ""]
     lines += [f"![{path.stem}]({path.name})" for path in plots]
     return "\n".join(lines) + "\n"
@@ -160,7 +164,13 @@ def write_csv(results: list[dict[str, Any]]) -> bytes:
     writer.writerow(["variant", "seed", "reward_noise", *metrics, "wall_seconds"])
     for r in results:
         writer.writerow(
-            [r["variant"], r["seed"], r["settings"]["reward_noise"], *(r["final"][m] for m in metrics), r["wall_seconds"]]
+            [
+                r["variant"],
+                r["seed"],
+                r["settings"]["reward_noise"],
+                *(r["final"][m] for m in metrics),
+                r["wall_seconds"],
+            ]
         )
     return buffer.getvalue().encode()
 

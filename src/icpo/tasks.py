@@ -11,7 +11,7 @@ Two task families, each a ``Task`` with three parts:
 
 ``addition``: ``"47+85="`` -> ``"132"``; difficulty = digits per operand; the slip drops every carry.
 ``countdown``: ``"3 5 7>22:"`` -> ``"3*5+7"`` (reach the target with +, -, * using each number at most
-once); difficulty = how many numbers; the slip swaps the last operator.
+once); difficulty = how many numbers (at least 2); the slip swaps the last operator.
 
 Rows are plain-text prompts (no chat template). Reward functions follow TRL's signature
 ``f(prompts, completions, answer, **kwargs) -> list[float]``; ``with_reward_noise`` flips them with
@@ -127,7 +127,9 @@ def _countdown_mistake(problem: Problem, rng: random.Random) -> str | None:
 
 TASKS: dict[str, Task] = {
     "addition": Task("addition", _addition_generate, _addition_check, _addition_mistake, max_difficulty=6),
-    "countdown": Task("countdown", _countdown_generate, _countdown_check, _countdown_mistake, max_difficulty=5),
+    "countdown": Task(
+        "countdown", _countdown_generate, _countdown_check, _countdown_mistake, max_difficulty=5
+    ),
 }
 
 
@@ -222,14 +224,15 @@ def with_reward_noise(reward_function: RewardFunction, probability: float, seed:
     def noisy(*args, **kwargs) -> list[float | None]:
         rewards = reward_function(*args, **kwargs)
         flips = [rng.random() < probability for _ in rewards]
-        return [None if r is None else (1.0 - r if flip else r) for r, flip in zip(rewards, flips, strict=True)]
+        return [
+            None if r is None else (1.0 - r if flip else r) for r, flip in zip(rewards, flips, strict=True)
+        ]
 
     noisy.__name__ = getattr(reward_function, "__name__", "reward")
     return noisy
 
 
-def accuracy(task_name: str, problems: list[Problem], completions: list[str]) -> float:
-    """Fraction of ``completions`` (one per problem) that the task's checker accepts."""
+def correctness(task_name: str, problems: list[Problem], completions: list[str]) -> list[bool]:
+    """Whether the task's checker accepts each completion (one completion per problem)."""
     task = get_task(task_name)
-    correct = [task.check(p.prompt, c, p.answer) for p, c in zip(problems, completions, strict=True)]
-    return sum(correct) / max(1, len(correct))
+    return [task.check(p.prompt, c, p.answer) for p, c in zip(problems, completions, strict=True)]

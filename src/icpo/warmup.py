@@ -31,7 +31,7 @@ class WarmupSettings:
     difficulty: int
     num_examples: int = 2000
     mistake_rate: float = 0.5
-    epochs: float = 25.0
+    epochs: float = 40.0
     learning_rate: float = 3e-3
     batch_size: int = 64
     seed: int = 0
@@ -101,7 +101,9 @@ def warm_up(output_dir: str | Path, settings: WarmupSettings, problems: list[Pro
         completion_only_loss=True,
         dataloader_num_workers=0,
     )
-    trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
     trainer.train()
     trainer.save_model(str(staging))
     tokenizer.save_pretrained(staging)
