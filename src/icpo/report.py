@@ -6,7 +6,8 @@ the study folder, all written atomically:
 - ``{name}.md``: the summary table (mean over seeds of each final metric), the paired difference of each
   variant against the baseline with its 95% confidence interval, and the plots;
 - ``{name}-{metric}.png``: held-out accuracy, policy entropy, overconfident-error rate and reward against
-  step, one line per variant (mean over seeds, shaded min-max band when there are several seeds);
+  step, one line per variant (mean over seeds) and, with several seeds, each variant's paired difference
+  from the baseline at every step with its 95% CI band;
 - ``{name}.csv``: one row per run with its final metrics; ``{name}.json``: the summary.
 
 Paired difference over seeds s = 1..n: d_s = metric(variant, s) - metric(baseline, s);
@@ -82,36 +83,56 @@ def summarise(results: list[dict[str, Any]], baseline: str) -> dict[str, Any]:
     return summary
 
 
-def mean_curve(
-    runs: list[dict[str, Any]], metric: str, source: str
-) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Steps, mean, min and max across runs of ``metric`` (steps present in every run)."""
+def mean_curve(runs: list[dict[str, Any]], metric: str, source: str) -> tuple[list[int], list[float]]:
+    """Steps present in every run, and the mean of ``metric`` across runs at each."""
     per_run = [{e["step"]: e[metric] for e in run[source] if metric in e} for run in runs]
     steps = sorted(set.intersection(*(set(c) for c in per_run)))
-    values = [[c[s] for c in per_run] for s in steps]
-    return steps, [sum(v) / len(v) for v in values], [min(v) for v in values], [max(v) for v in values]
+    return steps, [sum(c[s] for c in per_run) / len(per_run) for s in steps]
 
 
-def plot_curves(results: list[dict[str, Any]], out: Path, name: str) -> list[Path]:
-    """One PNG per curve in ``CURVES``, one line per variant (mean across seeds)."""
+def paired_curve(
+    runs: dict[int, dict[str, Any]], baseline: dict[int, dict[str, Any]], metric: str, source: str
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Steps, and the mean and 95% CI (low, high) of ``runs`` minus ``baseline`` at each step, paired by seed."""
+    seeds = sorted(set(runs) & set(baseline))
+    per_seed = [
+        ({e["step"]: e[metric] for e in runs[s][source] if metric in e},
+         {e["step"]: e[metric] for e in baseline[s][source] if metric in e})
+        for s in seeds
+    ]  # fmt: skip
+    steps = sorted(set.intersection(*(set(a) & set(b) for a, b in per_seed)))
+    intervals = [paired_difference([a[step] - b[step] for a, b in per_seed]) for step in steps]
+    return steps, [i[0] for i in intervals], [i[1] for i in intervals], [i[2] for i in intervals]
+
+
+def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: str) -> list[Path]:
+    """One PNG per curve in ``CURVES``: left, one line per variant (mean across seeds); right, with
+    several seeds, each variant minus the baseline, paired by seed, with its 95% CI band."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     grouped = _by_variant(results)
+    paired = len(grouped.get(baseline, {})) > 1 and len(grouped) > 1
     paths = []
     for metric, label, source in CURVES:
-        figure, axis = plt.subplots(figsize=(6, 3.6))
-        for variant, runs in grouped.items():
-            steps, mean, low, high = mean_curve(list(runs.values()), metric, source)
-            axis.plot(steps, mean, label=f"{variant} (n={len(runs)})")
-            if len(runs) > 1:
-                axis.fill_between(steps, low, high, alpha=0.15)
-        axis.set_xlabel("RL step")
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        figure, axes = plt.subplots(1, 2 if paired else 1, figsize=(11 if paired else 6, 3.6), squeeze=False)
+        for index, (variant, runs) in enumerate(grouped.items()):
+            steps, mean = mean_curve(list(runs.values()), metric, source)
+            axes[0, 0].plot(steps, mean, color=f"C{index}", label=f"{variant} (n={len(runs)})")
+            if paired and variant != baseline:
+                steps, diff, low, high = paired_curve(runs, grouped[baseline], metric, source)
+                axes[0, 1].plot(steps, diff, color=f"C{index}", label=variant)
+                axes[0, 1].fill_between(steps, low, high, color=f"C{index}", alpha=0.2)
+        axes[0, 0].set_ylabel(f"{label}, mean over seeds")
+        if paired:
+            axes[0, 1].axhline(0.0, color="black", linewidth=0.8)
+            axes[0, 1].set_ylabel(f"minus {baseline} (paired, 95% CI)")
+        for axis in axes[0]:
+            axis.set_xlabel("RL step")
+            axis.grid(alpha=0.3)
+            axis.legend(fontsize=7)
         figure.tight_layout()
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110)
@@ -152,7 +173,11 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]], plot
             lines.append(
                 f"| {variant} | {metric} | {diff['mean']:+.3f} | [{_format(low)}, {_format(high)}] |"
             )
-    lines += ["", "## Curves (mean across seeds; band = min..max)", ""]
+    lines += [
+        "",
+        "## Curves (left: mean across seeds; right: paired difference from the baseline, 95% CI)",
+        "",
+    ]
     lines += [f"![{path.stem}]({path.name})" for path in plots]
     return "\n".join(lines) + "\n"
 
@@ -180,7 +205,7 @@ def write_report(out: Path, name: str, results: list[dict[str, Any]], baseline: 
     if not results:
         raise ValueError("no run results to report on.")
     summary = summarise(results, baseline)
-    plots = plot_curves(results, out, name)
+    plots = plot_curves(results, out, name, baseline)
     _write_atomically(out / f"{name}.csv", write_csv(results))
     _write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
     report = out / f"{name}.md"
