@@ -403,16 +403,17 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     return settings, [Variant(), icpo]
 
 
-def _run_guarded(body):
-    """Run ``body(args)``; a ValueError raised while checking input becomes one ``icpo: error:`` line."""
+def _checked_command(prepare, execute):
+    """A command runner: ``prepare(args)`` checks the input and does no work; a ValueError it raises
+    becomes one ``icpo COMMAND: error: ...`` line and exit status 2; then ``execute(args, prepared)``."""
 
     def run(args) -> int:
         try:
-            prepared = body.prepare(args)
-        except (ValueError, FileNotFoundError) as error:
+            prepared = prepare(args)
+        except ValueError as error:
             print(f"icpo {args.command}: error: {error}", file=sys.stderr)
             return 2
-        return body(args, prepared)
+        return execute(args, prepared)
 
     return run
 
@@ -432,25 +433,17 @@ def _compare(args, prepared) -> int:
     return 0
 
 
-_demo.prepare = _settings_and_variants
-_compare.prepare = _settings_and_variants
-
-
-def _train(args, prepared) -> int:
-    from icpo.recipe import run_recipe
-
-    result = run_recipe(prepared)
-    print(json.dumps(result, indent=1))
-    return 0
-
-
-def _load_train_recipe(args):
+def _load_recipe(args):
     from icpo.recipe import load_recipe
 
     return load_recipe(Path(args.config))
 
 
-_train.prepare = _load_train_recipe
+def _train(args, recipe) -> int:
+    from icpo.recipe import run_recipe
+
+    print(json.dumps(run_recipe(recipe), indent=1))
+    return 0
 
 
 def register(subparsers) -> None:
@@ -460,7 +453,7 @@ def register(subparsers) -> None:
     _add_study_arguments(demo, StudySettings())
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="runs/demo")
-    demo.set_defaults(run=_run_guarded(_demo))
+    demo.set_defaults(run=_checked_command(_settings_and_variants, _demo))
 
     compare = subparsers.add_parser(
         "compare", help="GRPO vs one ICPO variant over several seeds, paired by seed"
@@ -469,11 +462,11 @@ def register(subparsers) -> None:
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
     compare.add_argument("--out", default="runs/compare")
     compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")
-    compare.set_defaults(run=_run_guarded(_compare))
+    compare.set_defaults(run=_checked_command(_settings_and_variants, _compare))
 
     train = subparsers.add_parser("train", help="one run from a YAML recipe (ICPOConfig keys + model, task)")
     train.add_argument("--config", required=True, help="YAML file; see recipes/")
-    train.set_defaults(run=_run_guarded(_train))
+    train.set_defaults(run=_checked_command(_load_recipe, _train))
 
 
 __all__ = ["StudySettings", "Variant", "evaluate", "run_rl", "run_study", "register"]

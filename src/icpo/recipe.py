@@ -100,7 +100,10 @@ def load_recipe(path: Path) -> Recipe:
 
     if not path.is_file():
         raise ValueError(f"recipe file {str(path)!r} does not exist.")
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a recipe is a mapping of keys to values, got {type(raw).__name__}.")
     config_keys = [f.name for f in fields(ICPOConfig) if f.init]
