@@ -81,3 +81,9 @@ def test_summary_pairs_only_shared_seeds():
 def test_empty_results_are_an_error(tmp_path):
     with pytest.raises(ValueError, match="no run results"):
         write_report(tmp_path, "x", [], baseline="grpo")
+
+
+def test_single_seed_report_says_it_has_no_interval(tmp_path):
+    results = [_result("grpo", 0, 0.4), _result("icpo", 0, 0.5)]
+    text = write_report(tmp_path, "demo", results, baseline="grpo").read_text()
+    assert "One seed" in text and "| icpo | greedy_accuracy | +0.100 | [n/a, n/a] |" in text

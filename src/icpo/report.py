@@ -125,10 +125,12 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
                 steps, diff, low, high = paired_curve(runs, grouped[baseline], metric, source)
                 axes[0, 1].plot(steps, diff, color=f"C{index}", label=variant)
                 axes[0, 1].fill_between(steps, low, high, color=f"C{index}", alpha=0.2)
-        axes[0, 0].set_ylabel(f"{label}, mean over seeds")
+        axes[0, 0].set_ylabel(label)
+        axes[0, 0].set_title("mean over seeds", fontsize=9)
         if paired:
             axes[0, 1].axhline(0.0, color="black", linewidth=0.8)
-            axes[0, 1].set_ylabel(f"minus {baseline} (paired, 95% CI)")
+            axes[0, 1].set_ylabel("difference")
+            axes[0, 1].set_title(f"minus {baseline}, paired by seed (95% CI)", fontsize=9)
         for axis in axes[0]:
             axis.set_xlabel("RL step")
             axis.grid(alpha=0.3)
@@ -165,6 +167,12 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]], plot
     for variant, entry in summary["variants"].items():
         row = " | ".join(_format(entry["mean"][m]) for m in metrics)
         lines.append(f"| {variant} | {len(entry['seeds'])} | {row} |")
+    if max(len(entry["seeds"]) for entry in summary["variants"].values()) == 1:
+        lines += [
+            "",
+            "One seed: a single paired difference, no interval. Run `icpo compare --seeds 5` (or more) before "
+            "drawing conclusions; docs/results.md has the multi-seed study.",
+        ]
     lines += ["", f"## Paired difference against `{summary['baseline']}` (mean, 95% CI over seeds)", ""]
     lines += ["| variant | metric | mean diff | 95% CI |", "|---|---|---|---|"]
     for variant, entry in summary["variants"].items():
