@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from icpo.experiment import _completion_mask
+from icpo.experiment import StudySettings, Variant, _completion_mask, run_study
 
 # The real CLI dispatcher, limited to this module's commands (other command modules may be absent).
 CLI = "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.experiment',); sys.exit(c.main(sys.argv[1:]))"
@@ -120,3 +120,18 @@ def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
     for result in results:
         assert [e["step"] for e in result["eval_curve"]] == [0, 2, 3]
         assert [e["step"] for e in result["history"]] == [1, 2, 3]
+
+    other = StudySettings(**{**results[0]["settings"], "steps": 4})
+    with pytest.raises(ValueError, match="made with other settings"):
+        run_study(out, other, [Variant(), Variant(alpha=0.5)], [0, 1], "r2")
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_recipes_load(recipe):
+    from icpo.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    assert loaded.model == "tiny" and loaded.rows and loaded.reward_names == [f"{loaded.task}_correct"]
+    assert loaded.config.use_cpu and not loaded.config.bf16

@@ -249,7 +249,11 @@ def run_rl(
     trainer.train()
     final = evaluate(model, tokenizer, settings.task, test, max_new_tokens, k=settings.avg_k)
     training_steps = [entry for entry in recorder.history if "entropy" in entry]
-    last = training_steps[-5:]
+
+    def mean_of_last_steps(key: str, count: int = 5) -> float:
+        values = [entry[key] for entry in training_steps[-count:]]
+        return sum(values) / len(values)
+
     result = {
         "variant": variant.name,
         "variant_options": asdict(variant),
@@ -261,10 +265,9 @@ def run_rl(
             "greedy_accuracy": final.greedy_accuracy,
             f"avg_at_{settings.avg_k}": final.avg_at_k,
             "heldout_overconfident_error_rate": final.overconfident_error_rate,
-            "entropy_end": sum(e["entropy"] for e in last) / len(last),
-            "train_overconfident_error_rate_end": sum(e["icpo/overconfident_error_rate"] for e in last)
-            / len(last),
-            "reward_end": sum(e["reward"] for e in last) / len(last),
+            "entropy_end": mean_of_last_steps("entropy"),
+            "train_overconfident_error_rate_end": mean_of_last_steps("icpo/overconfident_error_rate"),
+            "reward_end": mean_of_last_steps("reward"),
         },
         "wall_seconds": time.perf_counter() - started,
     }
@@ -304,9 +307,7 @@ def warm_start_for(out: Path, settings: StudySettings, seed: int):
     return warm_up(out / f"warmup-seed{seed}", warm_settings, train), train, test
 
 
-def load_finished(
-    run_dir: Path, settings: StudySettings, variant: Variant, seed: int
-) -> dict[str, Any] | None:
+def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> dict[str, Any] | None:
     """The run's result if it finished with these settings; raises if it finished with others."""
     path = run_dir / RESULT
     if not path.exists():
@@ -331,13 +332,18 @@ def run_study(
     # The policy is tiny: one intra-op thread is faster than two fighting over a busy CPU.
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
+    plan = [
+        (seed, variant, out / "runs" / run_folder_name(variant, settings, seed))
+        for seed in seeds
+        for variant in variants
+    ]
+    # Every finished run is read (and its settings checked) before any training starts.
+    finished = {run_dir: load_finished(run_dir, settings, variant) for _, variant, run_dir in plan}
     results = []
-    plan = [(seed, variant) for seed in seeds for variant in variants]
     with tqdm(plan, desc="runs", unit="run", position=0) as progress:
-        for seed, variant in progress:
-            run_dir = out / "runs" / run_folder_name(variant, settings, seed)
+        for seed, variant, run_dir in progress:
             progress.set_postfix_str(run_dir.name)
-            result = load_finished(run_dir, settings, variant, seed)
+            result = finished[run_dir]
             if result is None:
                 warm_start, train, test = warm_start_for(out, settings, seed)
                 result = run_rl(warm_start, settings, variant, seed, run_dir, train, test)
