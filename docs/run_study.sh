@@ -14,3 +14,4 @@ icpo compare --seeds "$SEEDS" --reward-noise 0   --alpha 0.5 --method rank --out
 icpo compare --seeds "$SEEDS" --reward-noise 0   --alpha 0.5 --combine advantage --out "$OUT"
 icpo compare --seeds "$SEEDS" --reward-noise 0   --alpha 0.5 --direction high --out "$OUT"
 icpo compare --seeds "$SEEDS" --reward-noise 0.2 --alpha 1.0 --out "$OUT"
+icpo compare --seeds "$SEEDS" --reward-noise 0.2 --alpha 0.5 --combine advantage --out "$OUT"

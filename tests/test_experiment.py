@@ -135,3 +135,28 @@ def test_shipped_recipes_load(recipe):
     loaded = load_recipe(recipe)
     assert loaded.model == "tiny" and loaded.rows and loaded.reward_names == [f"{loaded.task}_correct"]
     assert loaded.config.use_cpu and not loaded.config.bf16
+
+
+@pytest.mark.slow
+def test_train_runs_a_recipe_and_saves_the_policy(tmp_path, tiny_policy):
+    from transformers import AutoModelForCausalLM
+
+    from icpo.recipe import load_recipe, run_recipe
+
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        model=str(tiny_policy),
+        num_train=16,
+        max_steps=2,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=6,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        icpo_alpha=0.5,
+        reward_noise=0.1,
+    )
+    last_step = run_recipe(load_recipe(recipe))
+    assert last_step["step"] == 2 and 0.0 <= last_step["reward"] <= 1.0 and "icpo/alpha" in last_step
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.hidden_size == 32
