@@ -1,0 +1,114 @@
+"""Supervised warm-up (TRL's SFTTrainer) of the tiny policy on generated examples, cached on disk.
+
+RL needs groups with mixed rewards, so the warm start must solve part of the task, not all of it. The
+warm-up is deliberately imperfect: for a fraction ``mistake_rate`` of the problems where the task has a
+systematic slip (``Task.mistake``: a dropped carry, a swapped operator), the SFT target is the slip, not
+the solution. The model learns those slips as confident habits: the overconfident errors ICPO is meant to
+push down.
+
+The result is an ordinary Hugging Face folder, written to a temporary folder and moved into place with
+``os.replace`` only when complete, so a killed warm-up leaves nothing half-written and a finished one is
+reused (``warmup.json`` records the settings that produced it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from icpo.tasks import Problem, get_task
+
+MARKER = "warmup.json"
+
+
+@dataclass(frozen=True)
+class WarmupSettings:
+    task: str
+    difficulty: int
+    num_examples: int = 2000
+    mistake_rate: float = 0.5
+    epochs: float = 40.0
+    learning_rate: float = 3e-3
+    batch_size: int = 64
+    seed: int = 0
+    hidden_size: int = 64
+    num_layers: int = 2
+
+
+def sft_rows(task_name: str, problems: list[Problem], mistake_rate: float, seed: int) -> list[dict[str, str]]:
+    """Prompt-completion rows; where the task's slip applies, it replaces the solution with probability
+    ``mistake_rate`` (reproducibly from ``seed``)."""
+    if not 0.0 <= mistake_rate <= 1.0:
+        raise ValueError(f"mistake_rate must be in [0, 1], got {mistake_rate!r}.")
+    task, rng = get_task(task_name), random.Random(seed)
+    rows = []
+    for problem in problems:
+        slip = task.mistake(problem, rng)
+        use_slip = slip is not None and rng.random() < mistake_rate
+        rows.append({"prompt": problem.prompt, "completion": slip if use_slip else problem.solution})
+    return rows
+
+
+def warm_up(output_dir: str | Path, settings: WarmupSettings, problems: list[Problem]) -> Path:
+    """Build the tiny policy and fine-tune it on ``problems``; return the saved folder.
+
+    Reuses ``output_dir`` when it already holds a warm-up made with the same settings; raises if it holds
+    one made with different settings (delete the folder to redo it).
+    """
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from icpo.tiny import build_tiny_policy
+
+    output_dir = Path(output_dir)
+    marker = output_dir / MARKER
+    if marker.exists():
+        recorded = json.loads(marker.read_text())
+        if recorded != asdict(settings):
+            raise ValueError(
+                f"{output_dir} holds a warm-up made with other settings ({recorded}); "
+                "delete that folder or choose another run folder."
+            )
+        return output_dir
+
+    staging = output_dir.with_name(output_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    build_tiny_policy(
+        staging, seed=settings.seed, hidden_size=settings.hidden_size, num_layers=settings.num_layers
+    )
+    tokenizer = AutoTokenizer.from_pretrained(staging)
+    model = AutoModelForCausalLM.from_pretrained(staging)
+    rows = sft_rows(settings.task, problems, settings.mistake_rate, settings.seed)
+    config = SFTConfig(
+        output_dir=str(staging / "trainer"),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=settings.batch_size,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=10,
+        logging_steps=10,
+        save_strategy="no",
+        report_to="none",
+        seed=settings.seed,
+        use_cpu=True,
+        bf16=False,
+        max_length=64,
+        completion_only_loss=True,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+    )
+    trainer.train()
+    trainer.save_model(str(staging))
+    tokenizer.save_pretrained(staging)
+    shutil.rmtree(staging / "trainer", ignore_errors=True)
+    (staging / MARKER).write_text(json.dumps(asdict(settings), indent=2))
+    shutil.rmtree(output_dir, ignore_errors=True)
+    os.replace(staging, output_dir)
+    return output_dir

@@ -1,0 +1,162 @@
+"""demo / compare / train: bad input fails in one line before any work, and a killed compare resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from icpo.experiment import StudySettings, Variant, _completion_mask, run_study
+
+# The real CLI dispatcher, limited to this module's commands (other command modules may be absent).
+CLI = "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.experiment',); sys.exit(c.main(sys.argv[1:]))"
+TINY_STUDY = ["--num-train", "64", "--num-test", "8", "--steps", "3", "--eval-every", "2"]
+
+
+def icpo(*args: str, cwd: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def icpo_fails(monkeypatch, capsys):
+    """Run ``icpo ARGS`` in this process; assert exit status 2 and exactly one stderr line; return it."""
+    import icpo.cli
+
+    monkeypatch.setattr(icpo.cli, "COMMAND_MODULES", ("icpo.experiment",))
+
+    def run(*args: str) -> str:
+        capsys.readouterr()
+        assert icpo.cli.main(list(args)) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines  # one clear line, no traceback
+        return lines[0]
+
+    return run
+
+
+def write_recipe(path: Path, **keys) -> Path:
+    base = {"model": "tiny", "task": "addition", "output_dir": str(path.parent / "out"), "max_steps": 1}
+    path.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in {**base, **keys}.items()))
+    return path
+
+
+def test_bad_input_gives_one_line_before_any_work(tmp_path, tiny_policy, icpo_fails):
+    line = icpo_fails("compare", "--task", "sudoku", "--out", str(tmp_path / "study"))
+    assert "unknown task 'sudoku'" in line
+    assert "--combine 'sum'" in icpo_fails("demo", "--combine", "sum", "--out", str(tmp_path / "d"))
+    assert not (tmp_path / "study").exists() and not (tmp_path / "d").exists()
+
+    line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "a.yaml", icpo_alfa=0.5)))
+    assert "unknown key 'icpo_alfa'" in line and "did you mean 'icpo_alpha'" in line
+
+    no_tokenizer = tmp_path / "model-only"
+    no_tokenizer.mkdir()
+    for item in tiny_policy.iterdir():
+        if "tokenizer" not in item.name:
+            (no_tokenizer / item.name).write_bytes(item.read_bytes())
+    line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "b.yaml", model=str(no_tokenizer))))
+    assert "has no tokenizer" in line and str(no_tokenizer) in line
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "solution": "4"}\n')
+    recipe = write_recipe(
+        tmp_path / "c.yaml",
+        model=str(tiny_policy),
+        task=None,
+        dataset=str(data),
+        reward_funcs=["addition_correct"],
+    )
+    recipe.write_text(recipe.read_text().replace("task: null\n", ""))
+    line = icpo_fails("train", "--config", str(recipe))
+    assert "row 2 has no 'answer' field" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_completion_mask_stops_after_the_first_eos():
+    eos, pad = 1, 0
+    ids = torch.tensor([[5, 6, eos, 0, 0], [5, 6, 7, 8, 9], [eos, 0, 0, 0, 0]])
+    expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    assert torch.equal(_completion_mask(ids, eos, pad), expected)
+
+
+@pytest.mark.slow
+def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
+    out = tmp_path / "study"
+    args = ("compare", "--seeds", "2", "--out", str(out), "--report", "r", *TINY_STUDY)
+    first = icpo(*args, cwd=tmp_path, start_new_session=True)
+    runs = out / "runs"
+    deadline = time.monotonic() + 120
+    while not list(runs.glob("*/result.json")):
+        assert first.poll() is None, first.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "no run finished within 2 minutes"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    finished = {p: p.read_bytes() for p in runs.glob("*/result.json")}
+    assert 0 < len(finished) < 4 and not (out / "r.md").exists()
+
+    second = icpo(*args, cwd=tmp_path)
+    _, stderr = second.communicate(timeout=180)
+    assert second.returncode == 0, stderr[-2000:]
+    assert all(path.read_bytes() == content for path, content in finished.items())  # not redone
+    results = [json.loads(p.read_text()) for p in sorted(runs.glob("*/result.json"))]
+    assert sorted((r["variant"], r["seed"]) for r in results) == sorted(
+        (v, s) for v in ("grpo", "icpo-a0.5-bt-t1-reward-low") for s in (0, 1)
+    )
+    summary = json.loads((out / "r.json").read_text())
+    assert summary["variants"]["icpo-a0.5-bt-t1-reward-low"]["vs_baseline"]["greedy_accuracy"]["n"] == 2
+    assert (out / "r-accuracy.png").exists() and (out / "warmup-seed0" / "warmup.json").exists()
+    for result in results:
+        assert [e["step"] for e in result["eval_curve"]] == [0, 2, 3]
+        assert [e["step"] for e in result["history"]] == [1, 2, 3]
+
+    other = StudySettings(**{**results[0]["settings"], "steps": 4})
+    with pytest.raises(ValueError, match="made with other settings"):
+        run_study(out, other, [Variant(), Variant(alpha=0.5)], [0, 1], "r2")
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_recipes_load(recipe):
+    from icpo.recipe import load_recipe
+
+    loaded = load_recipe(recipe)
+    assert loaded.model == "tiny" and loaded.rows and loaded.reward_names == [f"{loaded.task}_correct"]
+    assert loaded.config.use_cpu and not loaded.config.bf16
+
+
+@pytest.mark.slow
+def test_train_runs_a_recipe_and_saves_the_policy(tmp_path, tiny_policy):
+    from transformers import AutoModelForCausalLM
+
+    from icpo.recipe import load_recipe, run_recipe
+
+    recipe = write_recipe(
+        tmp_path / "r.yaml",
+        model=str(tiny_policy),
+        num_train=16,
+        max_steps=2,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=6,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        icpo_alpha=0.5,
+        reward_noise=0.1,
+    )
+    last_step = run_recipe(load_recipe(recipe))
+    assert last_step["step"] == 2 and 0.0 <= last_step["reward"] <= 1.0 and "icpo/alpha" in last_step
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.hidden_size == 32
