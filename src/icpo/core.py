@@ -156,20 +156,23 @@ def preference_scores(
         c = -c
     num_valid = valid.sum(dim=1, keepdim=True)
     peers = (num_valid - 1).clamp(min=1)
-    not_self = ~torch.eye(group_size, dtype=torch.bool, device=c.device)
-    pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & not_self  # [N, i, j]: both rows take part, i != j
 
+    # Pairwise terms over [N, i, j]. A row without confidence is moved to where it never wins a comparison
+    # (z_j = -inf, c_j = +inf), so it adds nothing to its peers' sums; each row's comparison with itself
+    # adds exactly 0.5 and is subtracted. This keeps the [N, G, G] work to three elementwise passes.
     if method == "bt":
         mean = c.sum(dim=1, keepdim=True) / num_valid.clamp(min=1)
         centred = torch.where(valid, c - mean, torch.zeros_like(c))
         std = (centred.pow(2).sum(dim=1, keepdim=True) / peers).sqrt()
-        z = centred / (std + eps)
-        wins = torch.sigmoid((z.unsqueeze(1) - z.unsqueeze(2)) / tau)  # [N, i, j] = sigmoid((z_j - z_i)/tau)
-        scores = (wins * pairs).sum(dim=2) / peers
+        z = centred / ((std + eps) * tau)
+        z_peer = torch.where(valid, z, torch.full_like(z, float("-inf")))
+        wins = torch.sigmoid(z_peer.unsqueeze(1) - z.unsqueeze(2))  # [N, i, j] = sigmoid((z_j - z_i)/tau)
+        scores = (wins.sum(dim=2) - 0.5) / peers
     else:
-        below = (c.unsqueeze(1) < c.unsqueeze(2)) & pairs  # [N, i, j] = c_j < c_i
-        tied = (c.unsqueeze(1) == c.unsqueeze(2)) & pairs
-        rank = below.sum(dim=2) + 0.5 * tied.sum(dim=2)
+        c_peer = torch.where(valid, c, torch.full_like(c, float("inf")))
+        # [c_j < c_i] + 0.5 [c_j == c_i] = (sign(c_i - c_j) + 1) / 2, summed over j, less the self term
+        order = torch.sign(c.unsqueeze(2) - c_peer.unsqueeze(1)).sum(dim=2)
+        rank = 0.5 * (order + group_size) - 0.5
         scores = 1.0 - rank / peers
 
     takes_part = valid & (num_valid >= 2)
