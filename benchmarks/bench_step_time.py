@@ -71,6 +71,8 @@ def run_once(method: str, steps_per_generation: int, model_dir: Path, args: argp
         steps_per_generation=steps_per_generation,
         num_generations=args.group_size,
         max_completion_length=args.completion_length,
+        # Every completion runs to full length: step time must not depend on what each method learned to write.
+        generation_kwargs={"min_new_tokens": args.completion_length},
         max_steps=args.steps,
         logging_steps=args.steps,
         save_strategy="no",

@@ -573,9 +573,12 @@ def test_the_worked_example_in_the_method_doc():
         "p bt": (preference_scores(confidence, 4), [0.3171, 0.8195, 0.2471, 0.6163]),
         "p rank": (preference_scores(confidence, 4, method="rank"), [1 / 3, 1.0, 0.0, 2 / 3]),
         "GRPO": (grpo_advantages(mixed, 4), [0.8659, 0.8659, -0.8659, -0.8659]),
-        "reward bt": (icpo_advantages(mixed, confidence, 4, 0.5), [0.6486, 1.0474, -0.9946, -0.7015]),
+        "reward bt": (
+            icpo_advantages(mixed, confidence, 4, 0.5, combine="reward"),
+            [0.6486, 1.0474, -0.9946, -0.7015],
+        ),
         "reward rank": (
-            icpo_advantages(mixed, confidence, 4, 0.5, method="rank"),
+            icpo_advantages(mixed, confidence, 4, 0.5, method="rank", combine="reward"),
             [0.5947, 1.0705, -1.0705, -0.5947],
         ),
         "advantage bt": (
@@ -583,7 +586,7 @@ def test_the_worked_example_in_the_method_doc():
             [0.7744, 1.0256, -0.9923, -0.8077],
         ),
         "all wrong reward": (
-            icpo_advantages(all_wrong, confidence, 4, 0.5),
+            icpo_advantages(all_wrong, confidence, 4, 0.5, combine="reward"),
             [-0.6860, 1.1981, -0.9483, 0.4362],
         ),
         "all wrong advantage": (

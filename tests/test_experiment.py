@@ -54,7 +54,7 @@ def write_recipe(path: Path, **keys) -> Path:
 def test_bad_input_gives_one_line_before_any_work(tmp_path, tiny_policy, icpo_fails):
     line = icpo_fails("compare", "--task", "sudoku", "--out", str(tmp_path / "study"))
     assert "unknown task 'sudoku'" in line
-    assert "--combine 'sum'" in icpo_fails("demo", "--combine", "sum", "--out", str(tmp_path / "d"))
+    assert "--combine='sum'" in icpo_fails("demo", "--combine", "sum", "--out", str(tmp_path / "d"))
     assert not (tmp_path / "study").exists() and not (tmp_path / "d").exists()
 
     line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "a.yaml", icpo_alfa=0.5)))
@@ -112,10 +112,10 @@ def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
     assert all(path.read_bytes() == content for path, content in finished.items())  # not redone
     results = [json.loads(p.read_text()) for p in sorted(runs.glob("*/result.json"))]
     assert sorted((r["variant"], r["seed"]) for r in results) == sorted(
-        (v, s) for v in ("grpo", "icpo-a0.5-bt-t1-reward-low") for s in (0, 1)
+        (v, s) for v in ("grpo", "icpo-a0.5-bt-t1-advantage-low") for s in (0, 1)
     )
     summary = json.loads((out / "r.json").read_text())
-    assert summary["variants"]["icpo-a0.5-bt-t1-reward-low"]["vs_baseline"]["greedy_accuracy"]["n"] == 2
+    assert summary["variants"]["icpo-a0.5-bt-t1-advantage-low"]["vs_baseline"]["greedy_accuracy"]["n"] == 2
     assert (out / "r-accuracy.png").exists() and (out / "warmup-seed0" / "warmup.json").exists()
     for result in results:
         assert [e["step"] for e in result["eval_curve"]] == [0, 2, 3]

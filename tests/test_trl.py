@@ -205,7 +205,7 @@ def test_groups_spanning_two_processes(tiny_policy, tmp_path):
         assert (
             rewards.numel() == confidence.numel() == trained.numel() == 8
         )  # one group of 8: 4 rows per process
-        expected = icpo_advantages(rewards, confidence, 8, alpha=0.5)
+        expected = icpo_advantages(rewards, confidence, 8, alpha=0.5)  # the trainer's defaults
         torch.testing.assert_close(trained, expected, atol=1e-6, rtol=1e-6)
         # A per-process computation (groups of 8 cut into halves) would disagree.
         assert not torch.allclose(trained[:4], icpo_advantages(rewards[:4], confidence[:4], 4, alpha=0.5))
@@ -216,8 +216,9 @@ def test_groups_spanning_two_processes(tiny_policy, tmp_path):
     [
         ({"icpo_method": "elo"}, "icpo_method='elo' is not supported"),
         ({"icpo_combine": "sum"}, "icpo_combine='sum' is not supported"),
+        ({"icpo_alpha_schedule": "cosine"}, "icpo_alpha_schedule='cosine' is not supported"),
         ({"icpo_alpha": -1.0}, "icpo_alpha must be a finite number >= 0"),
-        ({"icpo_tau": 0.0}, "icpo_tau must be > 0"),
+        ({"icpo_tau": 0.0}, "icpo_tau must be a finite number > 0"),
         ({"multi_objective_aggregation": "normalize_then_sum"}, "sum_then_normalize"),
     ],
 )

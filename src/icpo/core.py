@@ -26,6 +26,8 @@ Invalid inputs never poison a group:
 from __future__ import annotations
 
 import math
+import numbers
+from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from typing import Literal
 
@@ -44,6 +46,45 @@ DIRECTIONS: tuple[str, ...] = ("low", "high")
 SCHEDULES: tuple[str, ...] = ("constant", "linear")
 
 NEUTRAL_PREFERENCE = 0.5
+
+
+@dataclass(frozen=True)
+class ICPOOptions:
+    """The ICPO options and their defaults, shared by every engine (TRL, verl, the study commands).
+
+    alpha: weight of the preference score (0 gives GRPO); schedule: ``constant`` or ``linear`` (decay to 0
+    over the run); method: ``bt`` or ``rank``; tau: Bradley-Terry temperature; combine: ``advantage``
+    (GRPO(r) + alpha (p - mean p)) or ``reward`` (GRPO(r + alpha p)); direction: ``low`` (the paper) or
+    ``high`` (ablation); correct_threshold: diagnostics only, a reward at or above it counts as correct.
+    The defaults are the ones docs/results.md chose from measurements.
+    """
+
+    alpha: float = 0.5
+    schedule: str = "constant"
+    method: str = "bt"
+    tau: float = 1.0
+    combine: str = "advantage"
+    direction: str = "low"
+    correct_threshold: float = 0.5
+
+    def validate(self, prefix: str = "") -> None:
+        """Raise a ValueError naming the first bad option as the user spelt it (``prefix + name``)."""
+        for name, choices in (
+            ("schedule", SCHEDULES),
+            ("method", METHODS),
+            ("combine", COMBINES),
+            ("direction", DIRECTIONS),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"{prefix}{name}={value!r} is not supported; choose one of {choices}.")
+        if not (isinstance(self.alpha, numbers.Real) and 0 <= self.alpha < math.inf):
+            raise ValueError(f"{prefix}alpha must be a finite number >= 0, got {self.alpha!r}.")
+        if not (isinstance(self.tau, numbers.Real) and 0 < self.tau < math.inf):
+            raise ValueError(f"{prefix}tau must be a finite number > 0, got {self.tau!r}.")
+
+
+OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in fields(ICPOOptions))
 # Confidences are mean log-probs (<= 0, in practice > -100). Clamping keeps the z-score arithmetic
 # finite for adversarial inputs without changing the order of any realistic pair.
 _CONFIDENCE_CLAMP = 1e6
@@ -126,9 +167,9 @@ def sequence_confidence(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.
 def preference_scores(
     confidence: torch.Tensor,
     group_size: int,
-    method: Method = "bt",
-    tau: float = 1.0,
-    direction: Direction = "low",
+    method: Method = ICPOOptions.method,
+    tau: float = ICPOOptions.tau,
+    direction: Direction = ICPOOptions.direction,
     eps: float = 1e-6,
 ) -> torch.Tensor:
     """Pairwise preference score of each response within its group, in [0, 1].
@@ -198,10 +239,10 @@ def icpo_advantages(
     confidence: torch.Tensor,
     group_size: int,
     alpha: float,
-    method: Method = "bt",
-    tau: float = 1.0,
-    direction: Direction = "low",
-    combine: Combine = "reward",
+    method: Method = ICPOOptions.method,
+    tau: float = ICPOOptions.tau,
+    direction: Direction = ICPOOptions.direction,
+    combine: Combine = ICPOOptions.combine,
     scale: Scale = "group",
     eps: float = 1e-4,
 ) -> torch.Tensor:

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from icpo.core import ICPOOptions
+
 RESULT = "result.json"
 
 
@@ -37,11 +39,11 @@ class Variant:
     """The RL method: ICPO's options; ``alpha == 0`` is the GRPO baseline."""
 
     alpha: float = 0.0
-    method: str = "bt"
-    tau: float = 1.0
-    combine: str = "reward"
-    direction: str = "low"
-    schedule: str = "constant"
+    method: str = ICPOOptions.method
+    tau: float = ICPOOptions.tau
+    combine: str = ICPOOptions.combine
+    direction: str = ICPOOptions.direction
+    schedule: str = ICPOOptions.schedule
 
     @property
     def name(self) -> str:
@@ -364,28 +366,31 @@ def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySetting
     parser.add_argument("--num-test", type=int, default=defaults.num_test, help="held-out prompts")
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="held-out eval interval")
     parser.add_argument("--reward-noise", type=float, default=defaults.reward_noise, help="reward flip prob.")
-    parser.add_argument("--alpha", type=float, default=0.5, help="ICPO alpha of the compared variant")
-    parser.add_argument("--method", default="bt", help="ICPO preference score: bt or rank")
-    parser.add_argument("--tau", type=float, default=1.0)
-    parser.add_argument("--combine", default="reward", help="reward or advantage")
-    parser.add_argument("--direction", default="low", help="low (the paper) or high (control)")
-    parser.add_argument("--schedule", default="constant", help="alpha schedule: constant or linear")
+    parser.add_argument(
+        "--alpha", type=float, default=ICPOOptions.alpha, help="ICPO alpha of the compared variant"
+    )
+    parser.add_argument("--method", default=ICPOOptions.method, help="ICPO preference score: bt or rank")
+    parser.add_argument("--tau", type=float, default=ICPOOptions.tau)
+    parser.add_argument("--combine", default=ICPOOptions.combine, help="advantage or reward")
+    parser.add_argument(
+        "--direction", default=ICPOOptions.direction, help="low (the paper) or high (control)"
+    )
+    parser.add_argument("--schedule", default=ICPOOptions.schedule, help="alpha schedule: constant or linear")
 
 
 def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     """Validate the arguments before any work starts; ValueError names what is wrong."""
-    from icpo.core import COMBINES, DIRECTIONS, METHODS, SCHEDULES
     from icpo.tasks import check_difficulty, get_task
 
     check_difficulty(get_task(args.task), args.difficulty)
-    for name, value, choices in (
-        ("--method", args.method, METHODS),
-        ("--combine", args.combine, COMBINES),
-        ("--direction", args.direction, DIRECTIONS),
-        ("--schedule", args.schedule, SCHEDULES),
-    ):
-        if value not in choices:
-            raise ValueError(f"{name} {value!r} is not supported; choose one of {choices}.")
+    ICPOOptions(
+        alpha=args.alpha,
+        schedule=args.schedule,
+        method=args.method,
+        tau=args.tau,
+        combine=args.combine,
+        direction=args.direction,
+    ).validate(prefix="--")
     if not 0 <= args.reward_noise <= 1:
         raise ValueError(f"--reward-noise must be a probability in [0, 1], got {args.reward_noise}.")
     if args.alpha <= 0:

@@ -25,10 +25,9 @@ import torch
 from trl import GRPOConfig, GRPOTrainer
 
 from icpo.core import (
-    COMBINES,
-    DIRECTIONS,
-    METHODS,
+    OPTION_NAMES,
     SCHEDULES,
+    ICPOOptions,
     icpo_advantages,
     overconfident_error_rate,
     rank_flip_rate,
@@ -59,50 +58,54 @@ class ICPOConfig(GRPOConfig):
     """
 
     icpo_alpha: float = field(
-        default=0.5,
+        default=ICPOOptions.alpha,
         metadata={"help": "Weight of the confidence preference score; 0 gives GRPO exactly."},
     )
     icpo_alpha_schedule: str = field(
-        default="constant",
+        default=ICPOOptions.schedule,
         metadata={"help": "'constant', or 'linear': decay alpha to 0 over max_steps."},
     )
     icpo_method: str = field(
-        default="bt",
+        default=ICPOOptions.method,
         metadata={"help": "Preference score: 'bt' (Bradley-Terry over z-scored confidence) or 'rank'."},
     )
     icpo_tau: float = field(
-        default=1.0,
+        default=ICPOOptions.tau,
         metadata={"help": "Temperature of the Bradley-Terry comparison (method 'bt')."},
     )
     icpo_combine: str = field(
-        default="reward",
-        metadata={"help": "'reward': GRPO(r + alpha*p); 'advantage': GRPO(r) + alpha*(p - mean p)."},
+        default=ICPOOptions.combine,
+        metadata={"help": "'advantage': GRPO(r) + alpha*(p - mean p); 'reward': GRPO(r + alpha*p)."},
     )
     icpo_direction: str = field(
-        default="low",
+        default=ICPOOptions.direction,
         metadata={
             "help": "'low' favours low-confidence responses (the paper); 'high' reverses it (ablation)."
         },
     )
     icpo_correct_threshold: float = field(
-        default=0.5,
+        default=ICPOOptions.correct_threshold,
         metadata={"help": "Diagnostics only: a reward at or above this counts as a correct answer."},
     )
 
+    @property
+    def icpo_options(self) -> ICPOOptions:
+        """The ICPO options of this config (``icpo_alpha_schedule`` is the option ``schedule``)."""
+        return ICPOOptions(
+            **{
+                name: getattr(self, "icpo_alpha_schedule" if name == "schedule" else f"icpo_{name}")
+                for name in OPTION_NAMES
+            }
+        )
+
     def __post_init__(self):
         super().__post_init__()
-        for name, choices in (
-            ("icpo_alpha_schedule", SCHEDULES),
-            ("icpo_method", METHODS),
-            ("icpo_combine", COMBINES),
-            ("icpo_direction", DIRECTIONS),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not supported; choose one of {choices}.")
-        if not (self.icpo_alpha >= 0 and self.icpo_alpha != float("inf")):
-            raise ValueError(f"icpo_alpha must be a finite number >= 0, got {self.icpo_alpha!r}.")
-        if not self.icpo_tau > 0:
-            raise ValueError(f"icpo_tau must be > 0, got {self.icpo_tau!r}.")
+        options = self.icpo_options
+        if options.schedule not in SCHEDULES:  # spelt icpo_alpha_schedule here
+            raise ValueError(
+                f"icpo_alpha_schedule={options.schedule!r} is not supported; choose one of {SCHEDULES}."
+            )
+        options.validate(prefix="icpo_")
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 "ICPO shapes the summed reward of each completion, so it needs "

@@ -250,5 +250,5 @@ def test_settings_default_when_the_algorithm_config_has_no_icpo_key():
     """verl's typed AlgoConfig has no ``icpo`` field: the defaults (those of icpo.trl.ICPOConfig) apply."""
     assert ICPOSettings.from_algorithm_config(AlgoConfig(adv_estimator="icpo")) == ICPOSettings()
     assert ICPOSettings() == ICPOSettings(
-        alpha=0.5, schedule="constant", method="bt", tau=1.0, combine="reward", direction="low"
+        alpha=0.5, schedule="constant", method="bt", tau=1.0, combine="advantage", direction="low"
     )

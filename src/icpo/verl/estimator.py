@@ -39,10 +39,7 @@ import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from icpo.core import (
-    COMBINES,
-    DIRECTIONS,
-    METHODS,
-    SCHEDULES,
+    ICPOOptions,
     icpo_advantages,
     nanstd,
     overconfident_error_rate,
@@ -57,42 +54,12 @@ VERL_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
-class ICPOSettings:
-    """The ICPO options, read from ``algorithm.icpo`` of a verl config. Defaults match ``icpo.trl.ICPOConfig``.
-
-    alpha: weight of the confidence preference score (0 gives GRPO); schedule: ``constant`` or ``linear``
-    (decay to 0 over the run); method: ``bt`` or ``rank``; tau: Bradley-Terry temperature; combine:
-    ``reward`` (GRPO(r + alpha p)) or ``advantage`` (GRPO(r) + alpha (p - mean p)); direction: ``low``
-    (the paper) or ``high`` (ablation); correct_threshold: diagnostics only, a reward at or above it
-    counts as a correct answer.
-    """
-
-    alpha: float = 0.5
-    schedule: str = "constant"
-    method: str = "bt"
-    tau: float = 1.0
-    combine: str = "reward"
-    direction: str = "low"
-    correct_threshold: float = 0.5
+class ICPOSettings(ICPOOptions):
+    """``icpo.core.ICPOOptions`` read from ``algorithm.icpo`` of a verl config (same names and defaults as
+    the TRL engine's ``icpo_*`` options); errors name the option by its verl key."""
 
     def __post_init__(self) -> None:
-        for name, choices in (
-            ("schedule", SCHEDULES),
-            ("method", METHODS),
-            ("combine", COMBINES),
-            ("direction", DIRECTIONS),
-        ):
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"algorithm.{CONFIG_KEY}.{name}={getattr(self, name)!r} is not supported; "
-                    f"choose one of {choices}."
-                )
-        if not (isinstance(self.alpha, (int, float)) and 0 <= self.alpha < math.inf):
-            raise ValueError(
-                f"algorithm.{CONFIG_KEY}.alpha must be a finite number >= 0, got {self.alpha!r}."
-            )
-        if not (isinstance(self.tau, (int, float)) and 0 < self.tau < math.inf):
-            raise ValueError(f"algorithm.{CONFIG_KEY}.tau must be a finite number > 0, got {self.tau!r}.")
+        self.validate(prefix=f"algorithm.{CONFIG_KEY}.")
 
     @classmethod
     def from_algorithm_config(cls, algorithm: Mapping[str, Any] | None) -> ICPOSettings:
