@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from typing import Literal
@@ -164,6 +165,23 @@ def sequence_confidence(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.
     return torch.where(defined, confidence, torch.full_like(confidence, float("nan")))
 
 
+# Pairwise [groups, G, G] temporaries are built this many elements (512 KiB) at a time: blocks that stay in
+# the CPU cache made preference_scores about 4x faster than whole-batch temporaries (docs/performance.md).
+_PAIRWISE_BLOCK_ELEMENTS = 1 << 17
+
+
+def _sum_over_peers(
+    pairwise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], own: torch.Tensor, peer: torch.Tensor
+) -> torch.Tensor:
+    """S[n, i] = sum_j pairwise(own[n, i], peer[n, j]) for [groups, G] inputs, a block of groups at a time."""
+    rows = max(1, _PAIRWISE_BLOCK_ELEMENTS // (own.shape[1] * own.shape[1]))
+    blocks = [
+        pairwise(own_block.unsqueeze(2), peer_block.unsqueeze(1)).sum(dim=2)
+        for own_block, peer_block in zip(own.split(rows), peer.split(rows), strict=True)
+    ]
+    return torch.cat(blocks) if blocks else torch.zeros_like(own)
+
+
 def preference_scores(
     confidence: torch.Tensor,
     group_size: int,
@@ -198,7 +216,7 @@ def preference_scores(
     num_valid = valid.sum(dim=1, keepdim=True)
     peers = (num_valid - 1).clamp(min=1)
 
-    # Pairwise terms over [N, i, j]. A row without confidence is moved to where it never wins a comparison
+    # Pairwise terms over [N, i, j], summed over j. A row without confidence is moved to where it never wins a comparison
     # (z_j = -inf, c_j = +inf), so it adds nothing to its peers' sums; each row's comparison with itself
     # adds exactly 0.5 and is subtracted. This keeps the [N, G, G] work to three elementwise passes.
     if method == "bt":
@@ -207,12 +225,14 @@ def preference_scores(
         std = (centred.pow(2).sum(dim=1, keepdim=True) / peers).sqrt()
         z = centred / ((std + eps) * tau)
         z_peer = torch.where(valid, z, torch.full_like(z, float("-inf")))
-        wins = torch.sigmoid(z_peer.unsqueeze(1) - z.unsqueeze(2))  # [N, i, j] = sigmoid((z_j - z_i)/tau)
-        scores = (wins.sum(dim=2) - 0.5) / peers
+        wins = _sum_over_peers(
+            lambda own, peer: torch.sigmoid(peer - own), z, z_peer
+        )  # sigmoid((z_j - z_i)/tau)
+        scores = (wins - 0.5) / peers
     else:
         c_peer = torch.where(valid, c, torch.full_like(c, float("inf")))
         # [c_j < c_i] + 0.5 [c_j == c_i] = (sign(c_i - c_j) + 1) / 2, summed over j, less the self term
-        order = torch.sign(c.unsqueeze(2) - c_peer.unsqueeze(1)).sum(dim=2)
+        order = _sum_over_peers(lambda own, peer: torch.sign(own - peer), c, c_peer)
         rank = 0.5 * (order + group_size) - 0.5
         scores = 1.0 - rank / peers
 
