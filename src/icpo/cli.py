@@ -10,8 +10,27 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 COMMAND_MODULES = ("icpo.experiment", "icpo.eval.cli")
+
+
+def checked_command(
+    prepare: Callable[[argparse.Namespace], Any], execute: Callable[[argparse.Namespace, Any], int]
+) -> Callable[[argparse.Namespace], int]:
+    """A command runner: ``prepare(args)`` checks the input and does no work; a ValueError or
+    FileNotFoundError it raises becomes one ``icpo COMMAND: error: ...`` line and exit status 2; then ``execute(args, prepared)``."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            prepared = prepare(args)
+        except (ValueError, FileNotFoundError) as error:
+            print(f"icpo {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        return execute(args, prepared)
+
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,12 +23,12 @@ import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from icpo.cli import checked_command
 from icpo.core import ICPOOptions
 
 RESULT = "result.json"
@@ -414,21 +414,6 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     return settings, [Variant(), icpo]
 
 
-def _checked_command(prepare, execute):
-    """A command runner: ``prepare(args)`` checks the input and does no work; a ValueError it raises
-    becomes one ``icpo COMMAND: error: ...`` line and exit status 2; then ``execute(args, prepared)``."""
-
-    def run(args) -> int:
-        try:
-            prepared = prepare(args)
-        except ValueError as error:
-            print(f"icpo {args.command}: error: {error}", file=sys.stderr)
-            return 2
-        return execute(args, prepared)
-
-    return run
-
-
 def _demo(args, prepared) -> int:
     settings, variants = prepared
     report = run_study(Path(args.out), settings, variants, [args.seed], "report")
@@ -464,7 +449,7 @@ def register(subparsers) -> None:
     _add_study_arguments(demo, StudySettings())
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="runs/demo")
-    demo.set_defaults(run=_checked_command(_settings_and_variants, _demo))
+    demo.set_defaults(run=checked_command(_settings_and_variants, _demo))
 
     compare = subparsers.add_parser(
         "compare", help="GRPO vs one ICPO variant over several seeds, paired by seed"
@@ -473,11 +458,11 @@ def register(subparsers) -> None:
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
     compare.add_argument("--out", default="runs/compare")
     compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")
-    compare.set_defaults(run=_checked_command(_settings_and_variants, _compare))
+    compare.set_defaults(run=checked_command(_settings_and_variants, _compare))
 
     train = subparsers.add_parser("train", help="one run from a YAML recipe (ICPOConfig keys + model, task)")
     train.add_argument("--config", required=True, help="YAML file; see recipes/")
-    train.set_defaults(run=_checked_command(_load_recipe, _train))
+    train.set_defaults(run=checked_command(_load_recipe, _train))
 
 
 __all__ = ["StudySettings", "Variant", "evaluate", "run_rl", "run_study", "register"]

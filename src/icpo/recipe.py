@@ -59,10 +59,13 @@ def _unknown_key_message(key: str, known: list[str], path: Path) -> str:
     return f"{path}: unknown key {key!r} (not an ICPOConfig option nor a recipe key){hint}"
 
 
-def _check_model_folder(model: str) -> None:
+def check_model_folder(model: str) -> None:
+    """Raise a ValueError unless ``model`` is a folder holding a tokenizer (what from_pretrained needs)."""
     folder = Path(model)
+    if folder.is_file():
+        raise ValueError(f"model {model!r} is a file; give the model's folder (the one holding config.json).")
     if not folder.is_dir():
-        raise ValueError(f"model folder {model!r} does not exist; give a Hugging Face folder or 'tiny'.")
+        raise ValueError(f"model folder {model!r} does not exist; give a Hugging Face model folder.")
     if not any((folder / name).exists() for name in TOKENIZER_FILES):
         raise ValueError(
             f"model folder {model!r} has no tokenizer ({' or '.join(TOKENIZER_FILES)}); "
@@ -128,7 +131,7 @@ def load_recipe(path: Path) -> Recipe:
         if task is None:
             raise ValueError(f"{path}: model 'tiny' is warmed up on a synthetic task; add a 'task' key.")
     else:
-        _check_model_folder(str(raw["model"]))
+        check_model_folder(str(raw["model"]))
 
     registry = reward_registry()
     reward_names = raw.get("reward_funcs") or ([f"{task}_correct"] if task else [])

@@ -72,3 +72,18 @@ def test_register_adds_the_eval_command():
         ["eval", "--model", "m", "--out", "o", "--benchmarks", "gsm8k,aime24", "--samples", "4"]
     )
     assert args.run is run and args.samples == 4 and args.benchmarks == "gsm8k,aime24"
+
+
+def test_bad_input_gives_one_error_line_before_any_work(tiny_policy, tmp_path, capsys):
+    out = tmp_path / "out"
+    cases = [
+        (["--model", str(tiny_policy / "model.safetensors")], "is a file; give the model's folder"),
+        (["--model", str(tmp_path / "missing")], "does not exist"),
+        (["--model", str(tiny_policy), "--benchmarks", "gsm9k"], "unknown benchmark 'gsm9k'"),
+        (["--model", str(tiny_policy), "--data-dir", str(tmp_path / "none")], "pass --data-dir"),
+    ]
+    for arguments, message in cases:
+        assert main([*arguments, "--out", str(out)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("icpo eval: error: ") and message in lines[0], lines
+    assert not out.exists(), "nothing may be written before the input is checked"

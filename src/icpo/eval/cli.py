@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from icpo.cli import checked_command
 
 DEFAULT_BENCHMARKS = "math500"
 
@@ -32,13 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def run(args: argparse.Namespace) -> int:
+def _load_inputs(args: argparse.Namespace) -> dict:
+    """Check the model folder and load every benchmark before any generation starts."""
     from icpo.eval.benchmarks import load_benchmark
+    from icpo.recipe import check_model_folder
+
+    model = str(args.model)
+    if Path(model).exists() or Path(model).is_absolute() or model.startswith("."):  # a local path, not a hub id
+        check_model_folder(model)
+    names = [name.strip() for name in args.benchmarks.split(",") if name.strip()]
+    return {name: load_benchmark(name, args.data_dir, limit=args.limit) for name in names}
+
+
+def _evaluate(args: argparse.Namespace, benchmarks: dict) -> int:
     from icpo.eval.generation import SamplingSettings, make_generator
     from icpo.eval.harness import PLOT_FILE, SAMPLES_FILE, evaluate, format_table
 
-    names = [name.strip() for name in args.benchmarks.split(",") if name.strip()]
-    benchmarks = {name: load_benchmark(name, args.data_dir, limit=args.limit) for name in names}
     settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_p)
     summary = evaluate(
         make_generator(args.model, args.backend),
@@ -56,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+run = checked_command(_load_inputs, _evaluate)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a model on benchmarks (avg@k, pass@k, confidence)")
     add_arguments(parser)
@@ -65,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="icpo eval", description="Evaluate a model on benchmark presets.")
     add_arguments(parser)
+    parser.set_defaults(command="eval")
     return run(parser.parse_args(argv))
 
 
