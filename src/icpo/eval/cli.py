@@ -41,7 +41,9 @@ def _load_inputs(args: argparse.Namespace) -> dict:
     from icpo.recipe import check_model_folder
 
     model = str(args.model)
-    if Path(model).exists() or Path(model).is_absolute() or model.startswith("."):  # a local path, not a hub id
+    if (
+        Path(model).exists() or Path(model).is_absolute() or model.startswith(".")
+    ):  # a local path, not a hub id
         check_model_folder(model)
     names = [name.strip() for name in args.benchmarks.split(",") if name.strip()]
     return {name: load_benchmark(name, args.data_dir, limit=args.limit) for name in names}
