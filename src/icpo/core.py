@@ -68,8 +68,9 @@ class ICPOOptions:
     direction: str = "low"
     correct_threshold: float = 0.5
 
-    def validate(self, prefix: str = "") -> None:
-        """Raise a ValueError naming the first bad option as the user spelt it (``prefix + name``)."""
+    def validate(self, spelt: Callable[[str], str] = str) -> None:
+        """Raise a ValueError naming the first bad option as the user spelt it: ``spelt(name)``
+        (``"icpo_alpha"`` in a TRL config, ``"algorithm.icpo.alpha"`` in verl's, ``"--alpha"`` on the CLI)."""
         for name, choices in (
             ("schedule", SCHEDULES),
             ("method", METHODS),
@@ -78,11 +79,11 @@ class ICPOOptions:
         ):
             value = getattr(self, name)
             if value not in choices:
-                raise ValueError(f"{prefix}{name}={value!r} is not supported; choose one of {choices}.")
+                raise ValueError(f"{spelt(name)}={value!r} is not supported; choose one of {choices}.")
         if not (isinstance(self.alpha, numbers.Real) and 0 <= self.alpha < math.inf):
-            raise ValueError(f"{prefix}alpha must be a finite number >= 0, got {self.alpha!r}.")
+            raise ValueError(f"{spelt('alpha')} must be a finite number >= 0, got {self.alpha!r}.")
         if not (isinstance(self.tau, numbers.Real) and 0 < self.tau < math.inf):
-            raise ValueError(f"{prefix}tau must be a finite number > 0, got {self.tau!r}.")
+            raise ValueError(f"{spelt('tau')} must be a finite number > 0, got {self.tau!r}.")
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in fields(ICPOOptions))

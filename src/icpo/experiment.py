@@ -390,7 +390,7 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
         tau=args.tau,
         combine=args.combine,
         direction=args.direction,
-    ).validate(prefix="--")
+    ).validate(lambda name: f"--{name}")
     if not 0 <= args.reward_noise <= 1:
         raise ValueError(f"--reward-noise must be a probability in [0, 1], got {args.reward_noise}.")
     if args.alpha <= 0:

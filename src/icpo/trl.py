@@ -26,7 +26,6 @@ from trl import GRPOConfig, GRPOTrainer
 
 from icpo.core import (
     OPTION_NAMES,
-    SCHEDULES,
     ICPOOptions,
     icpo_advantages,
     overconfident_error_rate,
@@ -48,6 +47,12 @@ _FORWARD_KEYS = (
     "num_images",
     "num_tiles",
 )
+
+
+# The ICPOConfig field of each ICPO option (the schedule keeps the name that says what it schedules).
+_CONFIG_FIELDS = {
+    name: "icpo_alpha_schedule" if name == "schedule" else f"icpo_{name}" for name in OPTION_NAMES
+}
 
 
 @dataclass
@@ -90,22 +95,12 @@ class ICPOConfig(GRPOConfig):
 
     @property
     def icpo_options(self) -> ICPOOptions:
-        """The ICPO options of this config (``icpo_alpha_schedule`` is the option ``schedule``)."""
-        return ICPOOptions(
-            **{
-                name: getattr(self, "icpo_alpha_schedule" if name == "schedule" else f"icpo_{name}")
-                for name in OPTION_NAMES
-            }
-        )
+        """The ICPO options of this config."""
+        return ICPOOptions(**{name: getattr(self, field_name) for name, field_name in _CONFIG_FIELDS.items()})
 
     def __post_init__(self):
         super().__post_init__()
-        options = self.icpo_options
-        if options.schedule not in SCHEDULES:  # spelt icpo_alpha_schedule here
-            raise ValueError(
-                f"icpo_alpha_schedule={options.schedule!r} is not supported; choose one of {SCHEDULES}."
-            )
-        options.validate(prefix="icpo_")
+        self.icpo_options.validate(_CONFIG_FIELDS.__getitem__)
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 "ICPO shapes the summed reward of each completion, so it needs "

@@ -59,7 +59,7 @@ class ICPOSettings(ICPOOptions):
     the TRL engine's ``icpo_*`` options); errors name the option by its verl key."""
 
     def __post_init__(self) -> None:
-        self.validate(prefix=f"algorithm.{CONFIG_KEY}.")
+        self.validate(lambda name: f"algorithm.{CONFIG_KEY}.{name}")
 
     @classmethod
     def from_algorithm_config(cls, algorithm: Mapping[str, Any] | None) -> ICPOSettings:
