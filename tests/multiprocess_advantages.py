@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-import torch
-
 from icpo.trl import ICPOConfig, ICPOTrainer
-from tests.trl_setup import config_kwargs, length_reward, prompt_dataset
+from tests.trl_setup import config_kwargs, length_reward, prompt_dataset, summed_rewards
 
 
 def main(model_dir: str, output_dir: str, dump_path: str) -> None:
@@ -30,9 +28,7 @@ def main(model_dir: str, output_dir: str, dump_path: str) -> None:
 
     def recording(inputs):
         batch = score(inputs)
-        rewards_per_func = trainer._gathered_rewards_per_func
-        rewards = rewards_per_func.nansum(dim=1)
-        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        rewards = summed_rewards(trainer._gathered_rewards_per_func)
         confidence = trainer.accelerator.gather(trainer._completion_confidence(batch))
         steps.append(
             {

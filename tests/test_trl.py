@@ -16,7 +16,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from icpo.core import icpo_advantages, sequence_confidence
 from icpo.trl import ICPOConfig, ICPOTrainer
-from tests.trl_setup import config_kwargs, digit_reward, length_reward, prompt_dataset
+from tests.trl_setup import config_kwargs, digit_reward, length_reward, prompt_dataset, summed_rewards
 
 pytestmark = pytest.mark.slow
 
@@ -122,8 +122,7 @@ def test_alpha_positive_equals_core_on_the_same_rewards_and_logps(
     else:
         assert len(extra_passes) == 2
     for step in steps:
-        rewards = step["rewards_per_func"].nansum(dim=1)
-        rewards[torch.isnan(step["rewards_per_func"]).all(dim=1)] = torch.nan
+        rewards = summed_rewards(step["rewards_per_func"])
         expected = icpo_advantages(
             rewards, step["confidence"], 4, alpha=0.7, method="rank", combine="advantage", scale="group"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from datasets import Dataset
 
 PROMPTS = [f"{a}+{b}=" for a, b in [(1, 2), (3, 4), (5, 6), (7, 8), (2, 9), (4, 4), (6, 1), (8, 3)]]
@@ -44,3 +45,10 @@ def config_kwargs(output_dir: Path | str, **overrides: Any) -> dict[str, Any]:
     )
     kwargs.update(overrides)
     return kwargs
+
+
+def summed_rewards(rewards_per_func: torch.Tensor) -> torch.Tensor:
+    """Each row's reward as TRL sums it (unit weights), NaN where every reward function returned None."""
+    rewards = rewards_per_func.nansum(dim=1)
+    rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+    return rewards
