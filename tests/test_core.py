@@ -23,6 +23,8 @@ from icpo.core import (
     DIRECTIONS,
     METHODS,
     SCALES,
+    group_auroc,
+    group_outcome_shares,
     grpo_advantages,
     icpo_advantages,
     overconfident_error_rate,
@@ -30,6 +32,8 @@ from icpo.core import (
     rank_flip_rate,
     scheduled_alpha,
     sequence_confidence,
+    step_metrics,
+    within_group_auroc,
 )
 
 NAN = float("nan")
@@ -396,7 +400,7 @@ def test_an_empty_batch_gives_empty_results():
     assert preference_scores(empty, 4).shape == (0,)
     assert sequence_confidence(torch.zeros(0, 3), torch.zeros(0, 3)).shape == (0,)
     assert rank_flip_rate(empty, empty, 4) == 0.0
-    assert overconfident_error_rate(empty, empty.bool(), 4) == 0.0
+    assert math.isnan(overconfident_error_rate(empty, empty.bool(), 4))
 
 
 # --- sequence_confidence --------------------------------------------------------------------------
@@ -546,16 +550,82 @@ def test_rank_flip_rate_on_hand_made_cases(rewards, advantages, group_size, expe
 @pytest.mark.parametrize(
     "confidence, correct, group_size, expected",
     [
-        ([-0.1, -0.2, -0.3, -0.4], [0, 1, 1, 0], 4, 1 / 2),  # median -0.25: -0.1 above, -0.4 below
-        ([-0.1, -0.2, -0.3, -0.4], [1, 1, 1, 1], 4, 0.0),  # no wrong answer
-        ([-1.0, -2.0, -3.0, -3.0], [0, 0, 0, 1], 2, 1 / 3),  # ties with the median are not above it
+        ([-0.1, -0.2, -0.3, -0.4], [0, 1, 1, 0], 4, 1 / 2),  # best right -0.2: -0.1 above it, -0.4 not
+        ([-0.1, -0.2, -0.3, -0.4], [1, 1, 1, 1], 4, NAN),  # no wrong answer
+        ([-0.1, -0.2, -0.3, -0.4], [0, 0, 0, 0], 4, NAN),  # all wrong: nothing to be overconfident against
+        ([-1.0, -2.0, -3.0, -3.0], [0, 0, 0, 1], 2, 0.0),  # group 1 not mixed; group 2: tie is not above
         ([NAN, -1.0, -2.0, -3.0], [0, 0, 1, 1], 4, 1.0),  # no confidence: not counted
-        ([-1.0, -2.0, -3.0, -4.0, -5.0], [0, 0, 0, 1, 0], 5, 2 / 4),  # odd group: median -3
+        ([-1.0, -2.0, -3.0, -4.0, -5.0], [0, 0, 0, 1, 0], 5, 3 / 4),  # three of four wrong ones above -4
     ],
 )
 def test_overconfident_error_rate_on_hand_made_cases(confidence, correct, group_size, expected):
     rate = overconfident_error_rate(torch.tensor(confidence), torch.tensor(correct), group_size)
-    assert rate == pytest.approx(expected)
+    assert rate == pytest.approx(expected, nan_ok=True)
+
+
+@pytest.mark.parametrize(
+    "confidence, correct, group_size, expected",
+    [
+        ([-0.1, -0.2, -0.3, -0.4], [1, 0, 1, 0], 4, 3 / 4),  # pairs (r, w): (-.1,-.2) (-.1,-.4) (-.3,-.4) won
+        ([-0.1, -0.2, -0.3, -0.4], [0, 0, 0, 0], 4, NAN),  # all wrong
+        ([-0.5, -0.5, -1.0, -2.0], [1, 0, 0, 1], 2, 0.25),  # group 1 a tie (1/2), group 2 a lost pair (0)
+    ],
+)
+def test_within_group_auroc_on_hand_made_cases(confidence, correct, group_size, expected):
+    value = within_group_auroc(torch.tensor(confidence), torch.tensor(correct), group_size)
+    assert value == pytest.approx(expected, nan_ok=True)
+
+
+def test_within_group_auroc_weighs_each_mixed_group_once_and_skips_the_others():
+    confidence = torch.tensor([-1.0, -2.0, -3.0, -1.0, -2.0, -3.0, -1.0, -2.0, -3.0])
+    correct = torch.tensor(
+        [1, 0, 0, 0, 0, 1, 0, 0, 0]
+    )  # group 1: AUROC 1; group 2: AUROC 0; group 3: all wrong
+    assert group_auroc(confidence, correct, 3).tolist()[:2] == [1.0, 0.0]
+    assert math.isnan(group_auroc(confidence, correct, 3)[2])
+    assert within_group_auroc(confidence, correct, 3) == pytest.approx(0.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_the_overconfidence_metrics_are_undefined_exactly_when_no_group_is_mixed(data):
+    group_size = data.draw(st.integers(2, 6))
+    groups = data.draw(st.integers(1, 5))
+    confidence = torch.tensor(
+        data.draw(st.lists(st.floats(-5, 0), min_size=group_size * groups, max_size=group_size * groups))
+    )
+    correct = torch.tensor(
+        data.draw(st.lists(st.booleans(), min_size=group_size * groups, max_size=group_size * groups))
+    )
+    grid = correct.reshape(groups, group_size)
+    any_mixed = bool((grid.any(dim=1) & (~grid).any(dim=1)).any())
+    rate = overconfident_error_rate(confidence, correct, group_size)
+    auc = within_group_auroc(confidence, correct, group_size)
+    assert math.isnan(rate) == math.isnan(auc) == (not any_mixed)
+    if any_mixed:
+        assert 0.0 <= rate <= 1.0 and 0.0 <= auc <= 1.0
+        # shifting every wrong answer far below every right one gives perfect separation, no overconfidence
+        lowered = torch.where(correct, confidence, confidence - 100.0)
+        assert overconfident_error_rate(lowered, correct, group_size) == 0.0
+        assert within_group_auroc(lowered, correct, group_size) == 1.0
+
+
+def test_group_outcome_shares_count_all_wrong_mixed_and_all_correct_groups():
+    correct = torch.tensor([0, 0, 1, 0, 1, 1, 1, 0])
+    assert group_outcome_shares(correct, 2) == {"all_wrong": 0.25, "mixed": 0.5, "all_correct": 0.25}
+    unscored_wrong = torch.tensor([1, 1, 1, 0, 1, 1, 1, 1]).bool()  # row 3 (wrong) unscorable
+    assert group_outcome_shares(correct, 2, unscored_wrong)["mixed"] == 0.25
+
+
+def test_step_metrics_leave_unscorable_rows_out():
+    rewards = torch.tensor([1.0, 0.0, NAN, 0.0])
+    confidence = torch.tensor([-3.0, -1.0, -0.5, -2.0])
+    metrics = step_metrics(rewards, confidence, torch.zeros(4), 4, alpha=0.5, correct_threshold=0.5)
+    assert metrics["icpo/confidence_mean"] == pytest.approx(-2.0)
+    assert metrics["icpo/overconfident_error_rate"] == 1.0  # both scored wrong answers beat the right one
+    assert metrics["icpo/within_group_auroc"] == 0.0
+    assert metrics["icpo/mixed_group_share"] == 1.0
+    assert metrics["icpo/alpha"] == 0.5
 
 
 # --- the worked example in docs/method.md ------------------------------------------------------------

@@ -12,6 +12,7 @@ from icpo.core import (
     rank_flip_rate,
     scheduled_alpha,
     sequence_confidence,
+    within_group_auroc,
 )
 
 __version__ = "0.1.0"
@@ -26,6 +27,7 @@ __all__ = [
     "rank_flip_rate",
     "scheduled_alpha",
     "sequence_confidence",
+    "within_group_auroc",
 ]
 
 

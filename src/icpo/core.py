@@ -336,16 +336,107 @@ def rank_flip_rate(rewards: torch.Tensor, advantages: torch.Tensor, group_size: 
     return float(((advantage_order != reward_order) & ordered).sum()) / total
 
 
-def overconfident_error_rate(confidence: torch.Tensor, correct: torch.Tensor, group_size: int) -> float:
-    """Among wrong answers with a finite confidence, the fraction whose confidence is strictly above
-    their group's median confidence. 0 when there is no such wrong answer."""
+def _mixed_groups(
+    confidence: torch.Tensor, correct: torch.Tensor, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Grids ``[groups, G]`` of confidence, right and wrong (rows with a finite confidence only), and the
+    ``[groups]`` mask of mixed groups: those holding at least one right and one wrong answer."""
     num_groups = _check_layout(group_size, ("confidence", confidence), ("correct", correct))
     c = confidence.float().reshape(num_groups, group_size)
-    median = torch.nanmedian(
-        torch.where(torch.isfinite(c), c, torch.full_like(c, float("nan"))), dim=1
-    ).values
-    wrong = ~correct.bool().reshape(num_groups, group_size) & torch.isfinite(c)
-    total = int(wrong.sum())
+    scored = torch.isfinite(c)
+    is_correct = correct.bool().reshape(num_groups, group_size)
+    right, wrong = is_correct & scored, ~is_correct & scored
+    return c, right, wrong, right.any(dim=1) & wrong.any(dim=1)
+
+
+def group_auroc(confidence: torch.Tensor, correct: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Per-group AUROC of confidence for correctness, ``[groups]``: the share of (right, wrong) pairs of
+    the same prompt in which the right answer is the more confident (ties count 1/2).
+
+        AUROC_g = (1 / (n_right n_wrong)) * sum_{i right, j wrong} ([c_i > c_j] + [c_i = c_j] / 2)
+
+    NaN for a group that is not mixed (all right, all wrong, or fewer than two scored rows): such a
+    group says nothing about whether confidence separates right from wrong."""
+    c, right, wrong, mixed = _mixed_groups(confidence, correct, group_size)
+    difference = c.unsqueeze(2) - c.unsqueeze(1)  # [g, i, j] = c_i - c_j
+    wins = (difference > 0).float() + 0.5 * (difference == 0).float()
+    pairs = right.unsqueeze(2) & wrong.unsqueeze(1)
+    won = torch.where(pairs, wins, torch.zeros_like(wins)).sum(dim=(1, 2))
+    counted = pairs.sum(dim=(1, 2))
+    return torch.where(mixed, won / counted.clamp(min=1), torch.full_like(won, float("nan")))
+
+
+def within_group_auroc(confidence: torch.Tensor, correct: torch.Tensor, group_size: int) -> float:
+    """Mean of :func:`group_auroc` over mixed groups (each prompt weighs the same): the probability that
+    a correct response is more confident than a wrong one to the same prompt. 0.5 = confidence carries
+    no signal, 1 = it ranks every right answer first. NaN when no group is mixed."""
+    per_group = group_auroc(confidence, correct, group_size)
+    return float(torch.nanmean(per_group)) if per_group.numel() else math.nan
+
+
+def overconfident_error_rate(confidence: torch.Tensor, correct: torch.Tensor, group_size: int) -> float:
+    """Among wrong answers in mixed groups (at least one right and one wrong answer with a confidence),
+    the share that is strictly more confident than every correct answer of its group:
+
+        rate = #{wrong j in mixed g : c_j > max_{i right in g} c_i} / #{wrong j in mixed g}
+
+    NaN when no group is mixed (an all-wrong group has no correct answer to be overconfident against)."""
+    c, right, wrong, mixed = _mixed_groups(confidence, correct, group_size)
+    best_right = torch.where(right, c, torch.full_like(c, -math.inf)).amax(dim=1, keepdim=True)
+    counted = wrong & mixed.unsqueeze(1)
+    total = int(counted.sum())
     if total == 0:
-        return 0.0
-    return float((wrong & (c > median.unsqueeze(1))).sum()) / total
+        return math.nan
+    return float((counted & (c > best_right)).sum()) / total
+
+
+def group_outcome_shares(
+    correct: torch.Tensor, group_size: int, scored: torch.Tensor | None = None
+) -> dict[str, float]:
+    """Shares of groups whose scored rows are all wrong, mixed, or all right (NaN each when no group has a
+    scored row). ``scored`` marks the rows that count (default: all); GRPO has no signal in the first
+    and the last kind."""
+    scored = torch.ones_like(correct, dtype=torch.bool) if scored is None else scored.bool()
+    num_groups = _check_layout(group_size, ("correct", correct), ("scored", scored))
+    ok = correct.bool().reshape(num_groups, group_size)
+    counted = scored.reshape(num_groups, group_size)
+    any_right, any_wrong = (ok & counted).any(dim=1), (~ok & counted).any(dim=1)
+    present = counted.any(dim=1)
+    groups = int(present.sum())
+    if groups == 0:
+        return {"all_wrong": math.nan, "mixed": math.nan, "all_correct": math.nan}
+    return {
+        "all_wrong": float((present & ~any_right).sum()) / groups,
+        "mixed": float((any_right & any_wrong).sum()) / groups,
+        "all_correct": float((present & ~any_wrong).sum()) / groups,
+    }
+
+
+def step_metrics(
+    rewards: torch.Tensor,
+    confidence: torch.Tensor,
+    advantages: torch.Tensor,
+    group_size: int,
+    alpha: float,
+    correct_threshold: float,
+) -> dict[str, float]:
+    """The per-step ``icpo/*`` metrics every engine logs, from one batch in the flat grouped layout.
+
+    Unscorable rows (NaN reward) are left out of every statistic. A reward >= ``correct_threshold``
+    counts as correct. Keys: alpha, confidence_mean, confidence_std, rank_flip_rate,
+    overconfident_error_rate, within_group_auroc, mixed_group_share (NaN where undefined)."""
+    scored = torch.isfinite(rewards)
+    scored_confidence = torch.where(
+        scored, confidence.float(), torch.full_like(confidence, math.nan, dtype=torch.float32)
+    )
+    finite = scored_confidence[torch.isfinite(scored_confidence)]
+    correct = rewards >= correct_threshold
+    return {
+        "icpo/alpha": float(alpha),
+        "icpo/confidence_mean": finite.mean().item() if finite.numel() else math.nan,
+        "icpo/confidence_std": nanstd(finite).item() if finite.numel() > 1 else math.nan,
+        "icpo/rank_flip_rate": rank_flip_rate(rewards, advantages, group_size),
+        "icpo/overconfident_error_rate": overconfident_error_rate(scored_confidence, correct, group_size),
+        "icpo/within_group_auroc": within_group_auroc(scored_confidence, correct, group_size),
+        "icpo/mixed_group_share": group_outcome_shares(correct, group_size, scored)["mixed"],
+    }

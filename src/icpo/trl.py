@@ -28,10 +28,9 @@ from icpo.core import (
     OPTION_NAMES,
     ICPOOptions,
     icpo_advantages,
-    overconfident_error_rate,
-    rank_flip_rate,
     scheduled_alpha,
     sequence_confidence,
+    step_metrics,
 )
 
 # Extra keys of the scored batch that the policy's forward pass takes (multimodal models).
@@ -214,19 +213,12 @@ class ICPOTrainer(GRPOTrainer):
         group_size: int,
     ) -> None:
         """Metrics under ``icpo/`` and the final ICPO advantages in the completions table."""
-        scored_confidence = torch.where(
-            torch.isnan(rewards), torch.full_like(confidence, torch.nan), confidence
-        )
-        finite = scored_confidence[torch.isfinite(scored_confidence)]
-        correct = rewards >= self.args.icpo_correct_threshold
         metrics = self._metrics[mode]
-        metrics["icpo/alpha"].append(alpha)
-        metrics["icpo/confidence_mean"].append(finite.mean().item() if finite.numel() else float("nan"))
-        metrics["icpo/confidence_std"].append(finite.std().item() if finite.numel() > 1 else float("nan"))
-        metrics["icpo/rank_flip_rate"].append(rank_flip_rate(rewards, advantages, group_size))
-        metrics["icpo/overconfident_error_rate"].append(
-            overconfident_error_rate(scored_confidence, correct, group_size)
+        step = step_metrics(
+            rewards, confidence, advantages, group_size, alpha, self.args.icpo_correct_threshold
         )
+        for name, value in step.items():
+            metrics[name].append(value)
 
         logged = self._logs["advantages"]
         for _ in range(min(advantages.numel(), len(logged))):

@@ -168,6 +168,11 @@ def _grade_chunk(chunk, generations):
     return verdicts
 
 
+def _none_if_nan(value: float) -> float | None:
+    """JSON has no NaN: an undefined metric is written as null."""
+    return None if math.isnan(value) else value
+
+
 def _jsonable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, list, type(None))) else str(value)
 
@@ -209,10 +214,12 @@ def summarise(out_dir: str | Path, names: Sequence[str], samples: int) -> dict[s
         row["auroc"] = auroc(confidences, labels)
         row["ece"] = expected_calibration_error(probabilities, labels) if probabilities else None
         row["overconfident_error_rate"] = (
-            overconfident_error_rate(
-                torch.tensor([math.nan if r["confidence"] is None else r["confidence"] for r in records]),
-                torch.tensor(correct),
-                samples,
+            _none_if_nan(
+                overconfident_error_rate(
+                    torch.tensor([math.nan if r["confidence"] is None else r["confidence"] for r in records]),
+                    torch.tensor(correct),
+                    samples,
+                )
             )
             if samples >= 2
             else None

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -41,11 +40,9 @@ from verl.trainer.ppo.core_algos import register_adv_est
 from icpo.core import (
     ICPOOptions,
     icpo_advantages,
-    nanstd,
-    overconfident_error_rate,
-    rank_flip_rate,
     scheduled_alpha,
     sequence_confidence,
+    step_metrics,
 )
 
 ESTIMATOR_NAME = "icpo"
@@ -164,16 +161,9 @@ def icpo_step(
     advantages = torch.empty(len(index), dtype=torch.float32, device=rewards.device)
     advantages[slots.reshape(-1)[filled]] = advantage_grid[filled]
 
-    finite = confidence[torch.isfinite(confidence)].float()
-    metrics = {
-        "icpo/alpha": alpha,
-        "icpo/confidence_mean": finite.mean().item() if finite.numel() else math.nan,
-        "icpo/confidence_std": nanstd(finite).item() if finite.numel() > 1 else math.nan,
-        "icpo/rank_flip_rate": rank_flip_rate(reward_grid, advantage_grid, group_size),
-        "icpo/overconfident_error_rate": overconfident_error_rate(
-            confidence_grid, reward_grid >= settings.correct_threshold, group_size
-        ),
-    }
+    metrics = step_metrics(
+        reward_grid, confidence_grid, advantage_grid, group_size, alpha, settings.correct_threshold
+    )
     return advantages, metrics
 
 

@@ -1,0 +1,115 @@
+"""Output-folder safety: atomic writes, an exclusive lock that survives nothing but its holder, JSONL checks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from icpo.runfolder import (
+    DuplicateRecord,
+    FolderInUse,
+    locked_folder,
+    read_jsonl,
+    write_atomically,
+    write_json_atomically,
+)
+
+HOLD_LOCK = """
+import sys, time
+from icpo.runfolder import locked_folder
+with locked_folder(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def _start_holder(folder: Path) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
+    holder = _start_holder(tmp_path / "run")
+    try:
+        with pytest.raises(FolderInUse, match=rf"PID {holder.pid}\b"), locked_folder(tmp_path / "run"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
+    holder = _start_holder(tmp_path / "run")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert (tmp_path / "run" / ".lock").exists()  # the file stays, the lock died with its process
+    with locked_folder(tmp_path / "run") as folder:
+        assert folder == tmp_path / "run"
+
+
+def test_the_lock_is_free_again_after_the_block_and_reentry_in_sequence_works(tmp_path):
+    with locked_folder(tmp_path):
+        pass
+    with locked_folder(tmp_path):
+        pass
+
+
+def test_atomic_writes_leave_no_temporary_files_and_replace_whole(tmp_path):
+    target = tmp_path / "summary.json"
+    write_json_atomically(target, {"a": 1})
+    write_atomically(target, b'{"b": 2}')
+    assert json.loads(target.read_text()) == {"b": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "result.json"
+    write_json_atomically(target, {"kept": True})
+    with pytest.raises(TypeError):
+        write_json_atomically(target, {"bad": object()})
+    assert json.loads(target.read_text()) == {"kept": True}
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_read_jsonl_drops_an_unterminated_last_line_and_refuses_duplicates(tmp_path):
+    path = tmp_path / "samples.jsonl"
+    assert read_jsonl(path) == []
+    path.write_text('{"id": 1}\n{"id": 2}\n{"id": 3')
+    assert read_jsonl(path, key=lambda r: r["id"]) == [{"id": 1}, {"id": 2}]
+    path.write_text('{"id": 1}\n{"id": 2}\n{"id": 1}\n')
+    with pytest.raises(DuplicateRecord, match=r"samples.jsonl:3 repeats the record of line 1"):
+        read_jsonl(path, key=lambda r: r["id"])
+    path.write_text('{"id": 1}\nnot json\n{"id": 2}\n')
+    with pytest.raises(ValueError, match=r"samples.jsonl:2: not valid JSON"):
+        read_jsonl(path)
+
+
+def test_two_processes_racing_for_one_folder_never_both_get_it(tmp_path):
+    release = tmp_path / "release"
+    racer = (
+        "import os, sys, time\nfrom icpo.runfolder import locked_folder, FolderInUse\n"
+        "try:\n    with locked_folder(sys.argv[1]):\n        print('won', flush=True)\n"
+        "        while not os.path.exists(sys.argv[2]):\n            time.sleep(0.05)\n"
+        "except FolderInUse:\n    print('refused', flush=True)\n"
+    )
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", racer, str(tmp_path / "run"), str(release)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outcomes = sorted(r.stdout.readline().strip() for r in racers)  # the winner holds until released
+    release.touch()
+    for r in racers:
+        r.wait(timeout=60)
+    assert outcomes == ["refused", "refused", "won"]
