@@ -154,3 +154,22 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return str(folder)
+
+
+def train_only_top_layers(model, count: int) -> int:
+    """Freeze every parameter except those of the last ``count`` decoder layers and the final norm
+    (embeddings and a tied output head stay frozen); return how many parameters remain trainable."""
+    import torch.nn as nn
+
+    decoder = model.get_decoder()
+    layers = getattr(decoder, "layers", None)
+    if not isinstance(layers, nn.ModuleList) or not 1 <= count <= len(layers):
+        raise ValueError(
+            f"trainable_layers={count}: the model has {len(layers) if layers is not None else 'no'} decoder "
+            "layers; give a count between 1 and that."
+        )
+    model.requires_grad_(False)
+    for module in [*layers[-count:], getattr(decoder, "norm", None)]:
+        if module is not None:
+            module.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -41,7 +41,9 @@ def _mawps(record: dict[str, Any]) -> tuple[str, str] | None:
 
 def _svamp(record: dict[str, Any]) -> tuple[str, str] | None:
     body = record["Body"].strip()
-    return f"{body}{'' if body.endswith('.') else '.'} {record['Question'].strip()}", _number(record["Answer"])
+    return f"{body}{'' if body.endswith('.') else '.'} {record['Question'].strip()}", _number(
+        record["Answer"]
+    )
 
 
 def _asdiv(record: dict[str, Any]) -> tuple[str, str] | None:
