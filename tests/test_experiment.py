@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from icpo.experiment import StudySettings, Variant, _completion_mask, run_study
+from icpo.experiment import GRPO, StudySettings, Variant, _completion_mask, run_study
 
 # The real CLI dispatcher, limited to this module's commands (other command modules may be absent).
 CLI = "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.experiment',); sys.exit(c.main(sys.argv[1:]))"
@@ -37,7 +37,11 @@ def icpo_fails(monkeypatch, capsys):
 
     def run(*args: str) -> str:
         capsys.readouterr()
-        assert icpo.cli.main(list(args)) == 2
+        try:
+            status = icpo.cli.main(list(args))
+        except SystemExit as exit:  # a usage error found by the argument parser
+            status = exit.code
+        assert status == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1, lines  # one clear line, no traceback
         return lines[0]
@@ -54,7 +58,11 @@ def write_recipe(path: Path, **keys) -> Path:
 def test_bad_input_gives_one_line_before_any_work(tmp_path, tiny_policy, icpo_fails):
     line = icpo_fails("compare", "--task", "sudoku", "--out", str(tmp_path / "study"))
     assert "unknown task 'sudoku'" in line
-    assert "--combine='sum'" in icpo_fails("demo", "--combine", "sum", "--out", str(tmp_path / "d"))
+    line = icpo_fails("demo", "--combine", "sum", "--out", str(tmp_path / "d"))
+    assert "argument --combine: invalid choice: 'sum'" in line
+    assert "--tau must be a finite number > 0" in icpo_fails(
+        "demo", "--tau", "0", "--out", str(tmp_path / "d")
+    )
     assert not (tmp_path / "study").exists() and not (tmp_path / "d").exists()
 
     line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "a.yaml", icpo_alfa=0.5)))
@@ -123,7 +131,7 @@ def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
 
     other = StudySettings(**{**results[0]["settings"], "steps": 4})
     with pytest.raises(ValueError, match="made with other settings"):
-        run_study(out, other, [Variant(), Variant(alpha=0.5)], [0, 1], "r2")
+        run_study(out, other, [GRPO, Variant(alpha=0.5)], [0, 1], "r2")
 
 
 @pytest.mark.parametrize(

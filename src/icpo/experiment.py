@@ -24,26 +24,19 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from icpo.cli import checked_command
-from icpo.core import ICPOOptions
+from icpo.command import checked_command
+from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
 
 RESULT = "result.json"
 
 
 @dataclass(frozen=True)
-class Variant:
-    """The RL method: ICPO's options; ``alpha == 0`` is the GRPO baseline."""
-
-    alpha: float = 0.0
-    method: str = ICPOOptions.method
-    tau: float = ICPOOptions.tau
-    combine: str = ICPOOptions.combine
-    direction: str = ICPOOptions.direction
-    schedule: str = ICPOOptions.schedule
+class Variant(ICPOOptions):
+    """One arm of a study: the ICPO options it trains with, and its name. ``alpha == 0`` is GRPO."""
 
     @property
     def name(self) -> str:
@@ -52,15 +45,8 @@ class Variant:
         name = f"icpo-a{self.alpha:g}-{self.method}-t{self.tau:g}-{self.combine}-{self.direction}"
         return name if self.schedule == "constant" else f"{name}-{self.schedule}"
 
-    def config_kwargs(self) -> dict[str, Any]:
-        return {
-            "icpo_alpha": self.alpha,
-            "icpo_method": self.method,
-            "icpo_tau": self.tau,
-            "icpo_combine": self.combine,
-            "icpo_direction": self.direction,
-            "icpo_alpha_schedule": self.schedule,
-        }
+
+GRPO = Variant(alpha=0.0)
 
 
 @dataclass(frozen=True)
@@ -212,7 +198,8 @@ def run_rl(
     model = AutoModelForCausalLM.from_pretrained(warm_start)
     max_new_tokens = max_completion_chars(train)
     reward = with_reward_noise(make_reward_function(settings.task), settings.reward_noise, seed)
-    config = ICPOConfig(
+    config = ICPOConfig.from_options(
+        variant,
         output_dir=str(run_dir),  # tensorboard events land in run_dir/runs/
         report_to=["tensorboard"],
         max_steps=settings.steps,
@@ -229,7 +216,6 @@ def run_rl(
         use_cpu=True,
         bf16=False,
         disable_tqdm=False,
-        **variant.config_kwargs(),
     )
     curve: list[dict[str, float]] = []
 
@@ -315,11 +301,19 @@ def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> d
     if not path.exists():
         return None
     result = json.loads(path.read_text())
-    if result["settings"] != asdict(settings) or result["variant_options"] != asdict(variant):
+    if result["settings"] != asdict(settings) or not _same_options(result["variant_options"], variant):
         raise ValueError(
             f"{run_dir} holds a finished run made with other settings; use another --out folder or delete it."
         )
     return result
+
+
+def _same_options(recorded: dict[str, Any], variant: Variant) -> bool:
+    """Whether options recorded by a finished run are ``variant``'s (an option added since takes its default)."""
+    try:
+        return Variant(**recorded) == variant
+    except TypeError:  # an option that no longer exists
+        return False
 
 
 def run_study(
@@ -366,16 +360,21 @@ def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySetting
     parser.add_argument("--num-test", type=int, default=defaults.num_test, help="held-out prompts")
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="held-out eval interval")
     parser.add_argument("--reward-noise", type=float, default=defaults.reward_noise, help="reward flip prob.")
-    parser.add_argument(
-        "--alpha", type=float, default=ICPOOptions.alpha, help="ICPO alpha of the compared variant"
-    )
-    parser.add_argument("--method", default=ICPOOptions.method, help="ICPO preference score: bt or rank")
-    parser.add_argument("--tau", type=float, default=ICPOOptions.tau)
-    parser.add_argument("--combine", default=ICPOOptions.combine, help="advantage or reward")
-    parser.add_argument(
-        "--direction", default=ICPOOptions.direction, help="low (the paper) or high (control)"
-    )
-    parser.add_argument("--schedule", default=ICPOOptions.schedule, help="alpha schedule: constant or linear")
+    options = parser.add_argument_group("ICPO options of the compared variant (icpo.core.ICPOOptions)")
+    for option in fields(ICPOOptions):
+        choices = OPTION_CHOICES.get(option.name)
+        options.add_argument(
+            _flag(option.name),
+            dest=option.name,
+            type=str if choices else float,
+            choices=choices,
+            default=option.default,
+            help=option.metadata["help"],
+        )
+
+
+def _flag(option_name: str) -> str:
+    return "--" + option_name.replace("_", "-")
 
 
 def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
@@ -383,14 +382,8 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     from icpo.tasks import check_difficulty, get_task
 
     check_difficulty(get_task(args.task), args.difficulty)
-    ICPOOptions(
-        alpha=args.alpha,
-        schedule=args.schedule,
-        method=args.method,
-        tau=args.tau,
-        combine=args.combine,
-        direction=args.direction,
-    ).validate(lambda name: f"--{name}")
+    icpo = Variant(**{name: getattr(args, name) for name in OPTION_NAMES})
+    icpo.validate(_flag)
     if not 0 <= args.reward_noise <= 1:
         raise ValueError(f"--reward-noise must be a probability in [0, 1], got {args.reward_noise}.")
     if args.alpha <= 0:
@@ -410,8 +403,7 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
         eval_every=args.eval_every,
         reward_noise=args.reward_noise,
     )
-    icpo = Variant(args.alpha, args.method, args.tau, args.combine, args.direction, args.schedule)
-    return settings, [Variant(), icpo]
+    return settings, [GRPO, icpo]
 
 
 def _demo(args, prepared) -> int:
@@ -444,7 +436,9 @@ def _train(args, recipe) -> int:
 
 def register(subparsers) -> None:
     demo = subparsers.add_parser(
-        "demo", help="warm-up, GRPO vs ICPO from the same start, held-out evaluation, report (CPU, offline)"
+        "demo",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="warm-up, GRPO vs ICPO from the same start, held-out evaluation, report (CPU, offline)",
     )
     _add_study_arguments(demo, StudySettings())
     demo.add_argument("--seed", type=int, default=0)
@@ -452,7 +446,9 @@ def register(subparsers) -> None:
     demo.set_defaults(run=checked_command(_settings_and_variants, _demo))
 
     compare = subparsers.add_parser(
-        "compare", help="GRPO vs one ICPO variant over several seeds, paired by seed"
+        "compare",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="GRPO vs one ICPO variant over several seeds, paired by seed",
     )
     _add_study_arguments(compare, StudySettings())
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
