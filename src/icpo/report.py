@@ -11,7 +11,7 @@ the study folder, all written atomically:
 - ``{name}.csv``: one row per run with its final metrics; ``{name}.json``: the summary.
 
 Paired difference over seeds s = 1..n: d_s = metric(variant, s) - metric(baseline, s);
-mean d +- t_{0.975, n-1} * sd(d) / sqrt(n).
+mean d +- t_{0.975, n-1} * sd(d) / sqrt(n), the Student-t quantile from scipy.
 """
 
 from __future__ import annotations
@@ -24,13 +24,6 @@ import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-
-# Two-sided 95% quantiles t_{0.975, df} of Student's t for df = 1..30 (standard tables); 1.96 beyond.
-_T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 
 CURVES = (
     ("accuracy", "held-out greedy accuracy", "eval_curve"),
@@ -46,8 +39,10 @@ def paired_difference(differences: list[float]) -> tuple[float, float, float]:
     mean = sum(differences) / n
     if n < 2:
         return mean, math.nan, math.nan
+    from scipy.stats import t
+
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
-    half = (_T_975[n - 2] if n - 1 <= len(_T_975) else 1.96) * sd / math.sqrt(n)
+    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return mean, mean - half, mean + half
 
 
