@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import fields
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +132,16 @@ def test_core_functions_name_an_argument_that_is_not_numbers():
         TypeError, match="rewards must be a tensor, a numpy array or a list of numbers, got list"
     ):
         icpo_advantages(["a", "b"], [0.0, 0.0], 2, 0.5)
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_shipped_recipes_keep_the_measured_defaults_besides_alpha(recipe):
+    """The study chose the defaults (docs/results.md); a recipe must not bring back a rejected option."""
+    import yaml
+
+    keys = yaml.safe_load(recipe.read_text())
+    for name, config_field in CONFIG_FIELDS.items():
+        if name != "alpha" and config_field in keys:
+            assert keys[config_field] == getattr(ICPOOptions, name), f"{recipe.name}: {config_field}"

@@ -284,9 +284,12 @@ def preference_scores(
     num_valid = valid.sum(dim=1, keepdim=True)
     peers = (num_valid - 1).clamp(min=1)
 
-    # Pairwise terms over [N, i, j], summed over j. A row without confidence is moved to where it never wins a comparison
-    # (z_j = -inf, c_j = +inf), so it adds nothing to its peers' sums; each row's comparison with itself
-    # adds exactly 0.5 and is subtracted. This keeps the [N, G, G] work to three elementwise passes.
+    # Pairwise terms over [N, i, j], summed over j. A row without confidence is moved to where it never wins a
+    # comparison and counts for nothing in its peers' scores: bt puts it at z_j = -inf, so its term
+    # sigmoid(z_j - z_i) is 0; rank puts it at c_j = +inf, so its term sign(c_i - c_j) is -1, which the shift
+    # (sign + 1) / 2 below turns into 0. Each row's comparison with itself counts exactly 0.5 and is
+    # subtracted; the excluded row's own score is replaced by the neutral 0.5 at the end. This keeps the
+    # [N, G, G] work to three elementwise passes.
     if method == "bt":
         mean = c.sum(dim=1, keepdim=True) / num_valid.clamp(min=1)
         centred = torch.where(valid, c - mean, torch.zeros_like(c))
