@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,82 @@ def test_bad_input_gives_one_line_before_any_work(tmp_path, tiny_policy, icpo_fa
     line = icpo_fails("train", "--config", str(recipe))
     assert "row 2 has no 'answer' field" in line
     assert not (tmp_path / "out").exists()
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def finished_run(out: Path, **changes) -> Path:
+    """A result.json as a finished GRPO run of ``compare`` with TINY_STUDY settings would leave it."""
+    settings = StudySettings(num_train=64, num_test=8, steps=3, eval_every=2)
+    run_dir = out / "runs" / "grpo-noise0-seed0"
+    run_dir.mkdir(parents=True)
+    result = {"settings": {**asdict(settings), **changes}, "variant_options": asdict(GRPO)}
+    (run_dir / "result.json").write_text(json.dumps(result))
+    return run_dir / "result.json"
+
+
+def test_bad_study_arguments_and_folders_give_one_line_before_any_write(tmp_path, icpo_fails):
+    out = tmp_path / "study"
+    assert "--seeds must be at least 1" in icpo_fails("compare", "--seeds", "0", "--out", str(out))
+    assert "--seeds must be at least 1" in icpo_fails("compare", "--seeds", "-2", "--out", str(out))
+    assert "--seed must be >= 0, got -1" in icpo_fails("demo", "--seed", "-1", "--out", str(out))
+    assert tree(tmp_path) == []
+
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    assert f"--out {a_file} is a file" in icpo_fails("demo", "--out", str(a_file))
+    assert "which is a file" in icpo_fails("demo", "--out", str(a_file / "below"))
+    unwritable = Path("/sys/icpo-test-out")  # read-only for every user, root included
+    assert f"--out {unwritable} cannot be written" in icpo_fails("demo", "--out", str(unwritable))
+    assert tree(tmp_path) == ["file"]
+
+    result = finished_run(out, steps=4)
+    line = icpo_fails("compare", "--seeds", "1", "--out", str(out), *TINY_STUDY)
+    assert "holds a finished run made with other settings" in line and "grpo-noise0-seed0" in line
+    result.write_text(result.read_text()[:40])  # a result.json cut short by an old crash
+    line = icpo_fails("compare", "--seeds", "1", "--out", str(out), *TINY_STUDY)
+    assert f"{result} is not complete JSON" in line and "delete it" in line
+    assert tree(out) == ["runs", "runs/grpo-noise0-seed0", "runs/grpo-noise0-seed0/result.json"]
+
+
+def test_a_run_recorded_before_an_option_existed_is_still_recognised(tmp_path):
+    from icpo.experiment import load_finished
+
+    result = finished_run(tmp_path)
+    recorded = json.loads(result.read_text())
+    del recorded["variant_options"]["correct_threshold"]  # as written before the option was recorded
+    result.write_text(json.dumps(recorded))
+    settings = StudySettings(num_train=64, num_test=8, steps=3, eval_every=2)
+    assert load_finished(result.parent, settings, GRPO) == recorded
+
+
+@pytest.mark.slow
+def test_a_second_compare_on_the_same_folder_is_refused_and_the_first_keeps_its_run(tmp_path):
+    out = tmp_path / "study"
+    args = ("compare", "--seeds", "1", "--out", str(out), "--report", "r", *TINY_STUDY)
+    first = icpo(*args, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".lock").exists() or not (out / ".lock").read_text().strip():
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the first compare did not take the lock within a minute"
+            time.sleep(0.1)
+        second = icpo(*args, cwd=tmp_path)
+        _, stderr = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert stderr.strip().splitlines() == [
+            f"icpo compare: error: {out} is in use by another icpo process (PID {first.pid}); wait for it to "
+            "finish, or write to another folder."
+        ]
+        _, stderr = first.communicate(timeout=240)
+        assert first.returncode == 0, stderr[-2000:]
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert len(list((out / "runs").glob("*/result.json"))) == 2 and (out / "r.md").exists()
 
 
 def test_completion_mask_stops_after_the_first_eos():

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from icpo.command import checked_command
+from icpo.command import check_output_folder, checked_command
 from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
 
 RESULT = "result.json"
@@ -300,19 +300,25 @@ def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> d
     path = run_dir / RESULT
     if not path.exists():
         return None
-    result = json.loads(path.read_text())
-    if result["settings"] != asdict(settings) or not _same_options(result["variant_options"], variant):
+    try:
+        result = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise ValueError(
+            f"{path} is not complete JSON (left by a crash?); delete it and that run is redone."
+        ) from None
+    if not (_recorded_as(settings, result["settings"]) and _recorded_as(variant, result["variant_options"])):
         raise ValueError(
             f"{run_dir} holds a finished run made with other settings; use another --out folder or delete it."
         )
     return result
 
 
-def _same_options(recorded: dict[str, Any], variant: Variant) -> bool:
-    """Whether options recorded by a finished run are ``variant``'s (an option added since takes its default)."""
+def _recorded_as(expected: Variant | StudySettings, recorded: dict[str, Any]) -> bool:
+    """Whether settings or options recorded by a finished run equal ``expected`` (a field added since then
+    takes its default)."""
     try:
-        return Variant(**recorded) == variant
-    except TypeError:  # an option that no longer exists
+        return type(expected)(**recorded) == expected
+    except TypeError:  # a field that no longer exists
         return False
 
 
@@ -377,8 +383,40 @@ def _flag(option_name: str) -> str:
     return "--" + option_name.replace("_", "-")
 
 
+@dataclass(frozen=True)
+class StudyPlan:
+    """What ``icpo demo``/``icpo compare`` will run: checked, nothing done yet."""
+
+    out: Path
+    settings: StudySettings
+    variants: list[Variant]
+    seeds: list[int]
+    report_name: str
+
+
+def _plan(args) -> StudyPlan:
+    """Check the arguments and the --out folder before any work or write; ValueError names what is wrong.
+    Finished runs already in --out are read, so a truncated result.json or a run made with other settings
+    is reported here, not after hours of training."""
+    settings, variants = _settings_and_variants(args)
+    if getattr(args, "seeds", 1) < 1:
+        raise ValueError(f"--seeds must be at least 1 (the study runs seeds 0..N-1), got {args.seeds}.")
+    if getattr(args, "seed", 0) < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}.")
+    seeds = [args.seed] if args.command == "demo" else list(range(args.seeds))
+    report_name = (
+        "report"
+        if args.command == "demo"
+        else args.report or f"report-{variants[1].name}-noise{settings.reward_noise:g}"
+    )
+    out = check_output_folder(args.out)
+    for seed in seeds:
+        for variant in variants:
+            load_finished(out / "runs" / run_folder_name(variant, settings, seed), settings, variant)
+    return StudyPlan(out, settings, variants, seeds, report_name)
+
+
 def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
-    """Validate the arguments before any work starts; ValueError names what is wrong."""
     from icpo.tasks import check_difficulty, get_task
 
     check_difficulty(get_task(args.task), args.difficulty)
@@ -406,19 +444,14 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     return settings, [GRPO, icpo]
 
 
-def _demo(args, prepared) -> int:
-    settings, variants = prepared
-    report = run_study(Path(args.out), settings, variants, [args.seed], "report")
+def _run_plan(args, plan: StudyPlan) -> int:
+    report = run_study(plan.out, plan.settings, plan.variants, plan.seeds, plan.report_name)
     print(f"report: {report}")
     return 0
 
 
-def _compare(args, prepared) -> int:
-    settings, variants = prepared
-    report_name = args.report or f"report-{variants[1].name}-noise{settings.reward_noise:g}"
-    report = run_study(Path(args.out), settings, variants, list(range(args.seeds)), report_name)
-    print(f"report: {report}")
-    return 0
+def _out(args) -> Path:
+    return Path(args.out)
 
 
 def _load_recipe(args):
@@ -434,6 +467,9 @@ def _train(args, recipe) -> int:
     return 0
 
 
+OUT_HELP = "study folder: warm-ups, runs, report; locked while the command runs"
+
+
 def register(subparsers) -> None:
     demo = subparsers.add_parser(
         "demo",
@@ -442,8 +478,8 @@ def register(subparsers) -> None:
     )
     _add_study_arguments(demo, StudySettings())
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", default="runs/demo")
-    demo.set_defaults(run=checked_command(_settings_and_variants, _demo))
+    demo.add_argument("--out", default="runs/demo", help=OUT_HELP)
+    demo.set_defaults(run=checked_command(_plan, _run_plan, folder=_out))
 
     compare = subparsers.add_parser(
         "compare",
@@ -452,9 +488,9 @@ def register(subparsers) -> None:
     )
     _add_study_arguments(compare, StudySettings())
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
-    compare.add_argument("--out", default="runs/compare")
+    compare.add_argument("--out", default="runs/compare", help=OUT_HELP)
     compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")
-    compare.set_defaults(run=checked_command(_settings_and_variants, _compare))
+    compare.set_defaults(run=checked_command(_plan, _run_plan, folder=_out))
 
     train = subparsers.add_parser("train", help="one run from a YAML recipe (ICPOConfig keys + model, task)")
     train.add_argument("--config", required=True, help="YAML file; see recipes/")
