@@ -32,6 +32,7 @@ from icpo.command import check_output_folder, checked_command
 from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
 
 RESULT = "result.json"
+LOG_FILE = "icpo.log"  # what transformers, TRL and datasets print during a study
 
 
 @dataclass(frozen=True)
@@ -164,18 +165,6 @@ def _recorder_callback(jsonl_path: Path, on_step, eval_every: int):
     return Recorder()
 
 
-def _quiet_progress_bar(trainer) -> None:
-    """Keep the trainer's step progress bar but stop it printing every log dict (metrics.jsonl has them)."""
-    from transformers.trainer_callback import ProgressCallback
-
-    class StepBar(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            pass
-
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(StepBar())
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -188,6 +177,7 @@ def run_rl(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from icpo.console import step_bar
     from icpo.tasks import make_reward_function, rl_rows, with_reward_noise
     from icpo.trl import ICPOConfig, ICPOTrainer
 
@@ -232,7 +222,7 @@ def run_rl(
         processing_class=tokenizer,
         callbacks=[recorder],
     )
-    _quiet_progress_bar(trainer)
+    step_bar(trainer, f"{variant.name} seed {seed}")
     started = time.perf_counter()
     trainer.train()
     final = evaluate(model, tokenizer, settings.task, test, max_new_tokens, k=settings.avg_k)
@@ -329,6 +319,7 @@ def run_study(
     import torch
     from tqdm.auto import tqdm
 
+    from icpo.console import library_output_to
     from icpo.report import write_report
 
     # The policy is tiny: one intra-op thread is faster than two fighting over a busy CPU.
@@ -342,7 +333,7 @@ def run_study(
     # Every finished run is read (and its settings checked) before any training starts.
     finished = {run_dir: load_finished(run_dir, settings, variant) for _, variant, run_dir in plan}
     results = []
-    with tqdm(plan, desc="runs", unit="run", position=0) as progress:
+    with library_output_to(out / LOG_FILE), tqdm(plan, desc="runs", unit="run", position=0) as progress:
         for seed, variant, run_dir in progress:
             progress.set_postfix_str(run_dir.name)
             result = finished[run_dir]
