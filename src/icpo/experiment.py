@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -30,6 +29,7 @@ from typing import Any
 
 from icpo.command import check_output_folder, checked_command
 from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
+from icpo.runfolder import write_json_atomically
 
 RESULT = "result.json"
 LOG_FILE = "icpo.log"  # what transformers, TRL and datasets print during a study
@@ -251,13 +251,6 @@ def run_rl(
     }
     write_json_atomically(run_dir / RESULT, result)
     return result
-
-
-def write_json_atomically(path: Path, payload: Any) -> None:
-    """Write to a temporary sibling, then ``os.replace``: readers see the old file or the whole new one."""
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(payload, indent=1))
-    os.replace(staging, path)
 
 
 # --- a study: variants x seeds ---------------------------------------------------------------------
