@@ -245,3 +245,33 @@ def test_train_runs_a_recipe_and_saves_the_policy(tmp_path, tiny_policy):
     last_step = run_recipe(load_recipe(recipe))
     assert last_step["step"] == 2 and 0.0 <= last_step["reward"] <= 1.0 and "icpo/alpha" in last_step
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.hidden_size == 32
+
+
+@pytest.mark.slow
+def test_a_study_with_a_start_accuracy_records_the_warm_start_it_got(tmp_path):
+    from icpo.warmup import START
+
+    settings = StudySettings(num_train=64, num_test=8, steps=2, eval_every=1, avg_k=4, start_accuracy=0.05)
+    run_study(tmp_path, settings, [GRPO], [0], "r")
+    folder = tmp_path / "warmup-seed0-start0.05"
+    chosen = json.loads((folder / START).read_text())
+    result = json.loads((tmp_path / "runs" / "grpo-noise0-start0.05-seed0" / "result.json").read_text())
+    assert result["warm_start"] == {
+        "heldout_accuracy": result["eval_curve"][0]["accuracy"],
+        "target": 0.05,
+        "sft_step": chosen["step"],
+        "dev_accuracy": chosen["dev_accuracy"],
+    }
+    assert chosen["step"] in [check["step"] for check in chosen["checks"]]
+    assert {"pass_at_1", "pass_at_2", "pass_at_4", "heldout_within_group_auroc"} <= set(result["final"])
+
+
+def test_pass_at_k_is_the_unbiased_estimator():
+    from icpo.experiment import pass_at_k
+
+    assert pass_at_k(4, 0, 2) == 0.0 and pass_at_k(4, 4, 1) == 1.0
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)  # 1 - C(3,2)/C(4,2)
+    assert pass_at_k(32, 3, 32) == 1.0
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        pass_at_k(4, 1, 8)

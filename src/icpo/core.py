@@ -12,6 +12,8 @@ The algorithm, top to bottom (docs/method.md has the full story):
 3. combination                                                                   ``icpo_advantages``
      reward:    A = GRPO(r + alpha * p)
      advantage: A = GRPO(r) + alpha * (p - mean_g p)
+     fallback:  A = GRPO(r) + alpha * (p - mean_g p) * [all rewards of the group are equal]
+                (ours, not the paper's: the preference acts only where GRPO has no signal)
    with GRPO(x)_i = (x_i - mean_g x) / (std x + eps), std over the group ("group"), the batch
    ("batch"), or no scaling ("none"). alpha = 0 gives GRPO exactly (``grpo_advantages``).
 
@@ -35,7 +37,7 @@ import torch
 
 # The choices of each ICPO option: the Literal types are the one list; the tuples are read from them.
 Method = Literal["bt", "rank"]
-Combine = Literal["reward", "advantage"]
+Combine = Literal["reward", "advantage", "fallback"]
 Direction = Literal["low", "high"]
 Schedule = Literal["constant", "linear"]
 Scale = Literal["group", "batch", "none"]
@@ -73,7 +75,9 @@ class ICPOOptions:
     )
     tau: float = _option(1.0, "temperature of the Bradley-Terry comparison (method bt)", above=0.0)
     combine: Combine = _option(
-        "advantage", "advantage: GRPO(r) + alpha (p - mean p); reward: GRPO(r + alpha p)"
+        "advantage",
+        "advantage: GRPO(r) + alpha (p - mean p); reward: GRPO(r + alpha p); fallback (ours): advantage in "
+        "groups whose rewards are all equal, plain GRPO elsewhere",
     )
     direction: Direction = _option(
         "low", "low favours the less confident responses (the paper); high reverses it (ablation)"
@@ -341,6 +345,8 @@ def icpo_advantages(
 
       reward:    A = GRPO(r + alpha * p)                    (the paper's "final reward" reading)
       advantage: A = GRPO(r) + alpha * (p - mean_g p)
+      fallback:  A = GRPO(r) + alpha * (p - mean_g p) * flat_g,  flat_g = [max_g r == min_g r]
+                 (ours: the preference only in groups where GRPO's signal is zero)
 
     p = ``preference_scores(confidence, ...)``; GRPO as in ``grpo_advantages``. Unscorable rows
     (non-finite reward) get exactly 0 and are excluded from every group statistic. ``eps`` defaults
@@ -366,8 +372,13 @@ def icpo_advantages(
         p_scorable = torch.where(scorable, p, torch.full_like(p, float("nan"))).reshape(
             num_groups, group_size
         )
-        p_centred = (p_scorable - torch.nanmean(p_scorable, dim=1, keepdim=True)).reshape(-1)
-        advantages = _group_normalise(r, group_size, scale, eps) + alpha * p_centred
+        p_centred = p_scorable - torch.nanmean(p_scorable, dim=1, keepdim=True)
+        if combine == "fallback":
+            grouped = r.reshape(num_groups, group_size)
+            highest = torch.where(scorable.reshape_as(grouped), grouped, -math.inf).amax(dim=1, keepdim=True)
+            lowest = torch.where(scorable.reshape_as(grouped), grouped, math.inf).amin(dim=1, keepdim=True)
+            p_centred = torch.where(highest <= lowest, p_centred, torch.zeros_like(p_centred))
+        advantages = _group_normalise(r, group_size, scale, eps) + alpha * p_centred.reshape(-1)
     return torch.nan_to_num(advantages, nan=0.0, posinf=0.0, neginf=0.0)
 
 

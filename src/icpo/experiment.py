@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from icpo.runfolder import write_json_atomically
 
 RESULT = "result.json"
 LOG_FILE = "icpo.log"  # what transformers, TRL and datasets print during a study
+# The longest a warm-up to a target accuracy may train (it stops at the target): on the shared machine
+# seed 1 needed about 1500 SFT steps (77 epochs of 2000 prompts) to reach 0.4 (docs/results.md).
+TARGETED_WARMUP_EPOCHS = 100.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class StudySettings:
     reward_noise: float = 0.0
     eval_every: int = 15
     avg_k: int = 8
+    start_accuracy: float | None = None  # warm up to this held-out greedy accuracy (None: fixed epochs)
 
 
 @dataclass
@@ -74,17 +79,27 @@ class EvalResult:
     greedy_accuracy: float
     avg_at_k: float
     overconfident_error_rate: float
+    within_group_auroc: float = float("nan")
+    pass_at: dict[int, float] = field(default_factory=dict)
 
 
 # --- evaluation ------------------------------------------------------------------------------------
 
 
+def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n - c, k) / C(n, k) (Chen et al. 2021)."""
+    if not 1 <= k <= num_samples:
+        raise ValueError(f"pass@k needs 1 <= k <= n samples, got k={k}, n={num_samples}.")
+    return 1.0 - math.comb(num_samples - num_correct, k) / math.comb(num_samples, k)
+
+
 def evaluate(model, tokenizer, task_name: str, problems, max_new_tokens: int, k: int = 0) -> EvalResult:
-    """Greedy accuracy on ``problems``; with ``k > 0`` also avg@k (mean accuracy of k samples at
-    temperature 1) and the overconfident-error rate of those samples (groups of k per prompt)."""
+    """Greedy accuracy on ``problems``; with ``k > 0`` also, from k samples per prompt at temperature 1:
+    avg@k (their mean accuracy), pass@j for j = 1, 2, 4, ... <= k (mean over prompts), and the
+    overconfident-error rate and within-group AUROC of their confidence (groups of k per prompt)."""
     import torch
 
-    from icpo.core import overconfident_error_rate, sequence_confidence
+    from icpo.core import overconfident_error_rate, sequence_confidence, within_group_auroc
     from icpo.tasks import correctness
 
     was_training = model.training
@@ -96,7 +111,8 @@ def evaluate(model, tokenizer, task_name: str, problems, max_new_tokens: int, k:
         greedy = model.generate(**encoded, do_sample=False, **common)
         texts = tokenizer.batch_decode(greedy[:, prompt_length:], skip_special_tokens=True)
         greedy_accuracy = sum(correctness(task_name, problems, texts)) / len(problems)
-        avg_at_k = overconfident = float("nan")
+        avg_at_k = overconfident = auroc = float("nan")
+        pass_at: dict[int, float] = {}
         if k > 0:
             sampled = model.generate(
                 **encoded,
@@ -119,8 +135,12 @@ def evaluate(model, tokenizer, task_name: str, problems, max_new_tokens: int, k:
             correct = torch.tensor(correctness(task_name, repeated, texts))
             avg_at_k = correct.float().mean().item()
             overconfident = overconfident_error_rate(confidence, correct, k)
+            auroc = within_group_auroc(confidence, correct, k)
+            per_prompt = correct.reshape(len(problems), k).sum(dim=1).tolist()
+            for j in (2**e for e in range(k.bit_length()) if 2**e <= k):
+                pass_at[j] = sum(pass_at_k(k, c, j) for c in per_prompt) / len(problems)
     model.train(was_training)
-    return EvalResult(greedy_accuracy, avg_at_k, overconfident)
+    return EvalResult(greedy_accuracy, avg_at_k, overconfident, auroc, pass_at)
 
 
 def _completion_mask(completion_ids, eos_token_id: int, pad_token_id: int):
@@ -229,8 +249,12 @@ def run_rl(
     training_steps = [entry for entry in recorder.history if "entropy" in entry]
 
     def mean_of_last_steps(key: str, count: int = 5) -> float:
-        values = [entry[key] for entry in training_steps[-count:]]
-        return sum(values) / len(values)
+        """Mean over the last ``count`` steps of the steps where ``key`` is defined (NaN if none)."""
+        values = [v for entry in training_steps[-count:] if (v := entry.get(key, math.nan)) == v]
+        return sum(values) / len(values) if values else math.nan
+
+    def mean_over_steps(key: str) -> float:
+        return mean_of_last_steps(key, count=len(training_steps))
 
     result = {
         "variant": variant.name,
@@ -242,11 +266,16 @@ def run_rl(
         "final": {
             "greedy_accuracy": final.greedy_accuracy,
             f"avg_at_{settings.avg_k}": final.avg_at_k,
+            **{f"pass_at_{j}": value for j, value in final.pass_at.items()},
             "heldout_overconfident_error_rate": final.overconfident_error_rate,
+            "heldout_within_group_auroc": final.within_group_auroc,
             "entropy_end": mean_of_last_steps("entropy"),
             "train_overconfident_error_rate_end": mean_of_last_steps("icpo/overconfident_error_rate"),
+            "train_within_group_auroc_end": mean_of_last_steps("icpo/within_group_auroc"),
+            "mixed_group_share": mean_over_steps("icpo/mixed_group_share"),
             "reward_end": mean_of_last_steps("reward"),
         },
+        "warm_start": {"heldout_accuracy": curve[0]["accuracy"], **warm_start_record(warm_start)},
         "wall_seconds": time.perf_counter() - started,
     }
     write_json_atomically(run_dir / RESULT, result)
@@ -257,12 +286,18 @@ def run_rl(
 
 
 def run_folder_name(variant: Variant, settings: StudySettings, seed: int) -> str:
-    return f"{variant.name}-noise{settings.reward_noise:g}-seed{seed}"
+    start = "" if settings.start_accuracy is None else f"-start{settings.start_accuracy:g}"
+    return f"{variant.name}-noise{settings.reward_noise:g}{start}-seed{seed}"
 
 
 def warm_start_for(out: Path, settings: StudySettings, seed: int):
-    """The seed's train/test problems and its cached warm-up folder (built on first use)."""
-    from icpo.tasks import train_test_problems
+    """The seed's train/test problems and its cached warm-up folder (built on first use).
+
+    With ``settings.start_accuracy`` the warm-up stops at that greedy accuracy measured on a dev set of
+    ``num_test`` prompts from another seed, disjoint from train and test (the test set is not used to
+    choose the start); the folder is then ``warmup-seed{S}-start{target}``."""
+    from icpo.tasks import generate_problems, train_test_problems
+    from icpo.tiny import build_char_tokenizer
     from icpo.warmup import WarmupSettings, warm_up
 
     train, test = train_test_problems(
@@ -274,8 +309,35 @@ def warm_start_for(out: Path, settings: StudySettings, seed: int):
         num_examples=settings.num_train,
         mistake_rate=settings.mistake_rate,
         seed=seed,
+        target_accuracy=settings.start_accuracy,
+        epochs=WarmupSettings.epochs if settings.start_accuracy is None else TARGETED_WARMUP_EPOCHS,
     )
-    return warm_up(out / f"warmup-seed{seed}", warm_settings, train), train, test
+    if settings.start_accuracy is None:
+        return warm_up(out / f"warmup-seed{seed}", warm_settings, train), train, test
+    seen = {p.prompt for p in train + test}
+    dev = generate_problems(settings.task, settings.num_test, seed + 2_000_003, settings.difficulty, seen)
+    tokenizer, max_new_tokens = build_char_tokenizer(), max_completion_chars(train)
+
+    def dev_accuracy(model) -> float:
+        return evaluate(model, tokenizer, settings.task, dev, max_new_tokens).greedy_accuracy
+
+    folder = out / f"warmup-seed{seed}-start{settings.start_accuracy:g}"
+    return warm_up(folder, warm_settings, train, dev_accuracy), train, test
+
+
+def warm_start_record(warm_start: Path) -> dict[str, Any]:
+    """The warm-up's record of its chosen start (target, SFT step, dev accuracy); {} without a target."""
+    from icpo.warmup import START
+
+    path = Path(warm_start) / START
+    if not path.exists():
+        return {}
+    record = json.loads(path.read_text())
+    return {
+        "target": record["target_accuracy"],
+        "sft_step": record["step"],
+        "dev_accuracy": record["dev_accuracy"],
+    }
 
 
 def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> dict[str, Any] | None:
@@ -350,6 +412,12 @@ def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySetting
     parser.add_argument("--num-test", type=int, default=defaults.num_test, help="held-out prompts")
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="held-out eval interval")
     parser.add_argument("--reward-noise", type=float, default=defaults.reward_noise, help="reward flip prob.")
+    parser.add_argument(
+        "--start-accuracy",
+        type=float,
+        default=defaults.start_accuracy,
+        help="warm up to this greedy accuracy on a dev set (default: a fixed 40-epoch warm-up)",
+    )
     options = parser.add_argument_group("ICPO options of the compared variant (icpo.core.ICPOOptions)")
     for option in fields(ICPOOptions):
         choices = OPTION_CHOICES.get(option.name)
@@ -408,6 +476,8 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     icpo.validate(_flag)
     if not 0 <= args.reward_noise <= 1:
         raise ValueError(f"--reward-noise must be a probability in [0, 1], got {args.reward_noise}.")
+    if args.start_accuracy is not None and not 0 < args.start_accuracy <= 1:
+        raise ValueError(f"--start-accuracy must be in (0, 1], got {args.start_accuracy}.")
     if args.alpha <= 0:
         raise ValueError(
             f"--alpha must be > 0 for the ICPO variant (the GRPO baseline is alpha 0), got {args.alpha}."
@@ -424,6 +494,7 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
         num_test=args.num_test,
         eval_every=args.eval_every,
         reward_noise=args.reward_noise,
+        start_accuracy=args.start_accuracy,
     )
     return settings, [GRPO, icpo]
 
