@@ -18,16 +18,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from icpo.experiment import (
-    GRPO,
-    RESULT,
-    StudySettings,
-    Variant,
-    load_finished,
-    run_folder_name,
-    run_rl,
-    warm_start_for,
-)
+from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
+from icpo.study import load_finished, run_folder_name, warm_start_for
 
 NOISES = (0.0, 0.2, 0.4)
 STARTS = (0.1, 0.4)  # target held-out greedy accuracy of the warm start: sparse and denser rewards

@@ -152,8 +152,8 @@ def test_steps_to_target_is_the_first_evaluation_past_the_margin_or_nan():
 
 
 def test_grid_report_writes_tables_that_say_undefined_and_a_heat_map(tmp_path):
-    from icpo.experiment import GRPO, Variant
     from icpo.report import write_grid_report
+    from icpo.rl_run import GRPO, Variant
 
     variants = {"grpo": GRPO, "icpo": Variant(alpha=0.5)}
     names = {label: v.name for label, v in variants.items()}

@@ -13,7 +13,7 @@ import sys
 
 from icpo.command import OneLineParser
 
-COMMAND_MODULES = ("icpo.experiment", "icpo.eval.cli")
+COMMAND_MODULES = ("icpo.study_cli", "icpo.eval.cli")
 
 
 def build_parser() -> OneLineParser:

@@ -1,6 +1,6 @@
 """The study report: curves averaged across seeds, a summary table, paired differences, CSV and JSON.
 
-Input: the run results written by ``icpo.experiment.run_rl`` (one dict per (variant, seed)). Output, in
+Input: the run results written by ``icpo.rl_run.run_rl`` (one dict per (variant, seed)). Output, in
 the study folder, all written atomically:
 
 - ``{name}.md``: the summary table (mean over seeds of each final metric), the paired difference of each
@@ -20,10 +20,11 @@ import csv
 import io
 import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from icpo.runfolder import write_atomically
 
 CURVES = (
     ("accuracy", "held-out greedy accuracy", "eval_curve"),
@@ -44,12 +45,6 @@ def paired_difference(differences: list[float]) -> tuple[float, float, float]:
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
     half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return mean, mean - half, mean + half
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(data)
-    os.replace(staging, path)
 
 
 def _by_variant(results: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -135,7 +130,7 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
         figure.savefig(buffer, format="png", dpi=110)
         plt.close(figure)
         path = out / f"{name}-{metric.split('/')[-1]}.png"
-        _write_atomically(path, buffer.getvalue())
+        write_atomically(path, buffer.getvalue())
         paths.append(path)
     return paths
 
@@ -209,10 +204,10 @@ def write_report(out: Path, name: str, results: list[dict[str, Any]], baseline: 
         raise ValueError("no run results to report on.")
     summary = summarise(results, baseline)
     plots = plot_curves(results, out, name, baseline)
-    _write_atomically(out / f"{name}.csv", write_csv(results))
-    _write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
+    write_atomically(out / f"{name}.csv", write_csv(results))
+    write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
     report = out / f"{name}.md"
-    _write_atomically(report, render_markdown(summary, results, plots).encode())
+    write_atomically(report, render_markdown(summary, results, plots).encode())
     return report
 
 
@@ -412,8 +407,8 @@ def write_grid_report(folder: Path, results: list[dict[str, Any]], variants: dic
     labels = {variant.name: label for label, variant in variants.items()}
     compared = [label for label in variants if label != "grpo"]
     summary = grid_summary(results, labels)
-    _write_atomically(folder / "results-grid.json", json.dumps(summary, indent=1).encode())
-    _write_atomically(folder / "results-grid-accuracy.png", plot_grid_heatmap(summary, compared))
+    write_atomically(folder / "results-grid.json", json.dumps(summary, indent=1).encode())
+    write_atomically(folder / "results-grid-accuracy.png", plot_grid_heatmap(summary, compared))
     path = folder / "results-grid.md"
-    _write_atomically(path, render_grid_markdown(summary, compared).encode())
+    write_atomically(path, render_grid_markdown(summary, compared).encode())
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,10 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from icpo.experiment import GRPO, StudySettings, Variant, _completion_mask, run_study
+from icpo.heldout import _completion_mask
+from icpo.rl_run import GRPO, StudySettings, Variant
+from icpo.study import run_study
 
 # The real CLI dispatcher, limited to this module's commands (other command modules may be absent).
-CLI = "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.experiment',); sys.exit(c.main(sys.argv[1:]))"
+CLI = "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.study_cli',); sys.exit(c.main(sys.argv[1:]))"
 TINY_STUDY = ["--num-train", "64", "--num-test", "8", "--steps", "3", "--eval-every", "2"]
 
 
@@ -34,7 +37,7 @@ def icpo_fails(monkeypatch, capsys):
     """Run ``icpo ARGS`` in this process; assert exit status 2 and exactly one stderr line; return it."""
     import icpo.cli
 
-    monkeypatch.setattr(icpo.cli, "COMMAND_MODULES", ("icpo.experiment",))
+    monkeypatch.setattr(icpo.cli, "COMMAND_MODULES", ("icpo.study_cli",))
 
     def run(*args: str) -> str:
         capsys.readouterr()
@@ -92,6 +95,16 @@ def test_bad_input_gives_one_line_before_any_work(tmp_path, tiny_policy, icpo_fa
     assert not (tmp_path / "out").exists()
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PROGRESS_BAR = re.compile(r"^\s*[^|]*:?\s*\d+%\|.*\| *\d+/\d+ \[")
+
+
+def console_noise(stderr: str) -> list[str]:
+    """The lines of a command's stderr that are not a state of one of its progress bars."""
+    lines = re.split(r"[\r\n]", ANSI.sub("", stderr))
+    return [line for line in lines if line.strip() and not PROGRESS_BAR.match(line)]
+
+
 def tree(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
@@ -131,7 +144,7 @@ def test_bad_study_arguments_and_folders_give_one_line_before_any_write(tmp_path
 
 
 def test_a_run_recorded_before_an_option_existed_is_still_recognised(tmp_path):
-    from icpo.experiment import load_finished
+    from icpo.study import load_finished
 
     result = finished_run(tmp_path)
     recorded = json.loads(result.read_text())
@@ -159,8 +172,12 @@ def test_a_second_compare_on_the_same_folder_is_refused_and_the_first_keeps_its_
             f"icpo compare: error: {out} is in use by another icpo process (PID {first.pid}); wait for it to "
             "finish, or write to another folder."
         ]
-        _, stderr = first.communicate(timeout=240)
+        stdout, stderr = first.communicate(timeout=240)
         assert first.returncode == 0, stderr[-2000:]
+        # One clean display: progress bars only; TRL's log dicts and the libraries' warnings are in icpo.log.
+        assert stdout == f"report: {out / 'r.md'}\n"
+        assert console_noise(stderr) == [], console_noise(stderr)[:5]
+        assert "FutureWarning" in (out / "icpo.log").read_text()
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
@@ -267,7 +284,7 @@ def test_a_study_with_a_start_accuracy_records_the_warm_start_it_got(tmp_path):
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
-    from icpo.experiment import pass_at_k
+    from icpo.heldout import pass_at_k
 
     assert pass_at_k(4, 0, 2) == 0.0 and pass_at_k(4, 4, 1) == 1.0
     assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
