@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from icpo.cli import checked_command
+from icpo.command import checked_command
 
 DEFAULT_BENCHMARKS = "math500"
 

@@ -31,6 +31,7 @@ from icpo.eval.benchmarks import Problem, build_prompt
 from icpo.eval.generation import SamplingSettings
 from icpo.eval.metrics import auroc, expected_calibration_error, pass_at_k, reliability_plot
 from icpo.rewards import grade_many
+from icpo.runfolder import write_atomically
 
 SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
     "samples.jsonl",
@@ -38,12 +39,6 @@ SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
     "config.json",
     "reliability.png",
 )
-
-
-def write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
@@ -71,7 +66,7 @@ def _check_config(out_dir: Path, config: dict[str, Any]) -> None:
                 f"{out_dir} holds a run with other settings {changed} (old, new); resume with the same "
                 "settings or pass a new --out directory."
             )
-    write_atomic(path, json.dumps(config, indent=2, sort_keys=True))
+    write_atomically(path, json.dumps(config, indent=2, sort_keys=True))
 
 
 def evaluate(
@@ -227,7 +222,7 @@ def summarise(out_dir: str | Path, names: Sequence[str], samples: int) -> dict[s
         summary[name] = row
         if probabilities:
             curves[name] = (probabilities, labels)
-    write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+    write_atomically(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
     if curves:
         reliability_plot(curves, out_dir / PLOT_FILE)
     return summary
