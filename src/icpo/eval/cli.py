@@ -97,12 +97,17 @@ def _load_inputs(args: argparse.Namespace) -> dict:
     """Check every argument, the model, the --out folder and every benchmark before any work."""
     from icpo.eval.benchmarks import load_benchmark
     from icpo.eval.harness import SAMPLES_FILE, check_arguments, check_config, config_of, sample_key
+    from icpo.models import PRESETS as MODEL_PRESETS
+    from icpo.models import check_preset_available
     from icpo.runfolder import read_jsonl
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1 (or left out for every problem), got {args.limit}.")
     check_arguments(args.samples, args.batch_size, _settings(args))
-    _check_model(str(args.model))
+    if args.model in MODEL_PRESETS:  # built into its cache folder when the run starts
+        check_preset_available(args.model)
+    else:
+        _check_model(args.model)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {args.out} is a file; give a folder (it is created when missing).")
@@ -117,12 +122,13 @@ def _load_inputs(args: argparse.Namespace) -> dict:
 def _evaluate(args: argparse.Namespace, benchmarks: dict) -> int:
     from icpo.eval.generation import make_generator
     from icpo.eval.harness import PLOT_FILE, SAMPLES_FILE, evaluate, format_table
+    from icpo.models import resolve_model
     from icpo.runfolder import FolderInUse, locked_folder
 
     try:
         with locked_folder(args.out):
             summary = evaluate(
-                make_generator(args.model, args.backend),
+                make_generator(resolve_model(args.model), args.backend),  # a preset -> its folder
                 benchmarks,
                 args.out,
                 samples=args.samples,
