@@ -10,7 +10,9 @@ alternating) so that machine load hits both alike:
 - buffered (steps_per_generation=2): TRL already computes old log-probs, which ICPO reuses.
 
 Reported: median wall time of an optimiser step (first ``--warmup`` steps of each run dropped) over all
-rounds, the ICPO/GRPO ratio, and where ICPO's confidences came from. ``--device cuda --bf16
+rounds, the ratio of those medians, the median over rounds of each round's ratio (ICPO and GRPO run
+back to back, so this paired figure is the one least moved by load from other processes), and where
+ICPO's confidences came from. ``--device cuda --bf16
 --hidden-size 768 --layers 12`` gives the ~100M-parameter GPU variant of the tiny policy.
 
     python benchmarks/bench_step_time.py --rounds 5 --json runs/bench/step_time.json
@@ -120,6 +122,17 @@ def run_once(method: str, steps_per_generation: int, model_dir: Path, args: argp
     }
 
 
+def paired_ratio(grpo_steps: list[float], icpo_steps: list[float], rounds: int) -> float:
+    """Median over rounds of median(ICPO steps of the round) / median(GRPO steps of the round)."""
+    per_run = len(grpo_steps) // rounds
+    ratios = [
+        statistics.median(icpo_steps[r * per_run : (r + 1) * per_run])
+        / statistics.median(grpo_steps[r * per_run : (r + 1) * per_run])
+        for r in range(rounds)
+    ]
+    return statistics.median(ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -169,8 +182,8 @@ def main() -> None:
         print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
     print(
-        "\n| set-up | GRPO step (s) | ICPO step (s) | ICPO/GRPO | extra forward (s) | ICPO confidence source |"
-        "\n|---|---|---|---|---|---|"
+        "\n| set-up | GRPO step (s) | ICPO step (s) | ICPO/GRPO | paired ratio | extra forward (s) | ICPO confidence source |"
+        "\n|---|---|---|---|---|---|---|"
     )
     rows = []
     for setup in setups:
@@ -179,18 +192,25 @@ def main() -> None:
         forward = timings[(setup, "icpo")]["extra_forward"]
         forward_median = statistics.median(forward) if forward else 0.0
         sources = ", ".join(sorted(set(timings[(setup, "icpo")]["sources"])))
+        paired = paired_ratio(
+            timings[(setup, "grpo")]["steps"], timings[(setup, "icpo")]["steps"], args.rounds
+        )
         rows.append(
             {
                 "setup": setup,
                 "grpo_s": grpo,
                 "icpo_s": icpo,
                 "ratio": icpo / grpo,
+                "paired_ratio": paired,
                 "extra_forward_s": forward_median,
                 "steps_per_method": len(timings[(setup, "icpo")]["steps"]),
                 "confidence_source": sources,
             }
         )
-        print(f"| {setup} | {grpo:.4f} | {icpo:.4f} | {icpo / grpo:.3f} | {forward_median:.4f} | {sources} |")
+        print(
+            f"| {setup} | {grpo:.4f} | {icpo:.4f} | {icpo / grpo:.3f} | {paired:.3f} | {forward_median:.4f} "
+            f"| {sources} |"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         raw = {f"{setup} / {method}": values for (setup, method), values in timings.items()}
