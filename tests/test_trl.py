@@ -332,3 +332,24 @@ def test_a_reward_function_returning_the_wrong_type_is_named(tiny_policy, tmp_pa
     )
     with pytest.raises(TypeError, match=message):
         trainer.train()
+
+
+def test_the_logged_metrics_leave_an_unscorable_row_out_as_in_the_verl_engine():
+    """The same batch tests/verl feeds to verl's estimator (tests/engine_batch.py) gives the same metrics here."""
+    from collections import defaultdict, deque
+    from types import SimpleNamespace
+
+    from tests import engine_batch
+
+    rewards, confidence = torch.tensor(engine_batch.REWARDS), torch.tensor(engine_batch.CONFIDENCE)
+    advantages = icpo_advantages(rewards, confidence, engine_batch.GROUP_SIZE, alpha=engine_batch.ALPHA)
+    trainer = SimpleNamespace(
+        args=ICPOConfig(output_dir="unused", use_cpu=True, bf16=False),
+        _metrics={"train": defaultdict(list)},
+        _logs={"advantages": deque(maxlen=8), "extra": defaultdict(list)},
+    )
+    ICPOTrainer._log_icpo_step(trainer, "train", rewards, confidence, advantages, engine_batch.ALPHA, 4)
+    logged = {name: values[-1] for name, values in trainer._metrics["train"].items()}
+    assert {k: logged[k] for k in engine_batch.EXPECTED_METRICS} == pytest.approx(
+        engine_batch.EXPECTED_METRICS
+    )

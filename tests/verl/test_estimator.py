@@ -23,11 +23,12 @@ from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories  
 
 from icpo.core import (  # noqa: E402
     icpo_advantages,
-    overconfident_error_rate,
-    rank_flip_rate,
     sequence_confidence,
+    step_metrics,
 )
 from icpo.verl import ICPOSettings, compute_icpo_outcome_advantage, supply  # noqa: E402
+from icpo.verl.estimator import icpo_step  # noqa: E402
+from tests import engine_batch  # noqa: E402
 
 TOKENS = 6
 VERL_EPS = 1e-6
@@ -171,22 +172,30 @@ def test_v1_trainer_advantage_path_matches():
     assert torch.equal(via_v1.batch["advantages"], direct.batch["advantages"])
 
 
-def test_metrics_are_the_core_diagnostics_under_the_trl_names():
+def test_metrics_are_the_core_step_metrics_under_the_trl_names():
     group_size = 4
     batch = make_batch([group_size] * 5, seed=5, shuffle=False)
     out, metrics = verl_icpo(batch, algorithm_config(alpha=0.5, correct_threshold=0.5))
 
     rewards = batch.batch["token_level_rewards"].sum(-1)
-    confidence = confidence_of(batch)
     advantages = out.batch["advantages"][:, 0]
-    assert metrics == pytest.approx(
-        {
-            "icpo/alpha": 0.5,
-            "icpo/confidence_mean": confidence.mean().item(),
-            "icpo/confidence_std": confidence.std().item(),
-            "icpo/rank_flip_rate": rank_flip_rate(rewards, advantages, group_size),
-            "icpo/overconfident_error_rate": overconfident_error_rate(confidence, rewards >= 0.5, group_size),
-        }
+    expected = step_metrics(rewards, confidence_of(batch), advantages, group_size, 0.5, 0.5)
+    assert metrics == pytest.approx(expected, nan_ok=True)
+
+
+def test_an_unscorable_row_is_left_out_of_the_metrics_as_in_the_trl_engine():
+    rewards, confidence = torch.tensor(engine_batch.REWARDS), torch.tensor(engine_batch.CONFIDENCE)
+    _, metrics = icpo_step(
+        rewards,
+        confidence,
+        ["q"] * engine_batch.GROUP_SIZE,
+        ICPOSettings(alpha=engine_batch.ALPHA),
+        norm_adv_by_std=True,
+        step=0,
+        total_steps=0,
+    )
+    assert {k: metrics[k] for k in engine_batch.EXPECTED_METRICS} == pytest.approx(
+        engine_batch.EXPECTED_METRICS
     )
 
 

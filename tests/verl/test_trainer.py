@@ -80,4 +80,6 @@ def test_advantage_step_through_the_transfer_queue_equals_core(ray_with_transfer
         "icpo/confidence_std",
         "icpo/rank_flip_rate",
         "icpo/overconfident_error_rate",
+        "icpo/within_group_auroc",
+        "icpo/mixed_group_share",
     }
