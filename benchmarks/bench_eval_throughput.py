@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,10 +18,8 @@ from pathlib import Path
 import torch
 
 from icpo.eval.generation import SamplingSettings, TransformersGenerator
+from icpo.models import resolve_model
 from icpo.tiny import build_tiny_policy
-
-sys.path.insert(0, str(Path(__file__).parent))
-from real_model import smollm2_folder  # noqa: E402
 
 PROMPT = "Question: what is {a} plus {b}? Think step by step, then give the answer.\nAnswer:"
 
@@ -55,7 +52,6 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", choices=["tiny", "smollm2-135m-instruct"], default="smollm2-135m-instruct")
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "icpo-bench")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--temperature", type=float, default=0.7)
@@ -66,7 +62,7 @@ def main() -> None:
     if args.model == "tiny":
         model_dir = build_tiny_policy(Path(tempfile.mkdtemp(prefix="bench-policy-")))
     else:
-        model_dir = smollm2_folder(args.cache_dir)
+        model_dir = resolve_model(args.model)  # the icpo.models preset (cached folder)
     generator = TransformersGenerator(model_dir, device="cpu")
     prompts = [PROMPT.format(a=17 * i + 3, b=29 * i + 11) for i in range(args.prompts)]
     settings = SamplingSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=1.0)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,11 +34,9 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from icpo.models import resolve_model
 from icpo.tiny import build_tiny_policy
 from icpo.trl import ICPOConfig, ICPOTrainer
-
-sys.path.insert(0, str(Path(__file__).parent))
-from real_model import smollm2_folder  # noqa: E402
 
 
 class StepTimer(TrainerCallback):
@@ -146,7 +143,6 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--model", choices=["tiny", "smollm2-135m-instruct"], default="tiny")
-    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "icpo-bench")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the raw timings here")
@@ -160,7 +156,7 @@ def main() -> None:
             num_heads=max(4, args.hidden_size // 64),
         )
     else:
-        model_dir = smollm2_folder(args.cache_dir)
+        model_dir = resolve_model(args.model)  # the icpo.models preset (cached folder)
     parameters = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters())
     print(
         f"policy: {args.model}, {parameters / 1e6:.2f}M parameters on {device_name(args.device)}, torch {torch.__version__}, "
