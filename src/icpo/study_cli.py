@@ -1,4 +1,4 @@
-"""``icpo demo`` and ``icpo compare`` (a study of GRPO against one ICPO variant), and ``icpo train``.
+"""``icpo demo`` and ``icpo compare``: a study of GRPO against one ICPO variant (``icpo.study``).
 
 Every argument, and the --out folder's finished runs and warm-ups, are checked before any work or write;
 the folder is then locked for as long as the command writes there.
@@ -7,7 +7,6 @@ the folder is then locked for as long as the command writes there.
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -125,19 +124,6 @@ def _out(args) -> Path:
     return Path(args.out)
 
 
-def _load_recipe(args):
-    from icpo.recipe import load_recipe
-
-    return load_recipe(Path(args.config))
-
-
-def _train(args, recipe) -> int:
-    from icpo.recipe import run_recipe
-
-    print(json.dumps(run_recipe(recipe), indent=1))
-    return 0
-
-
 OUT_HELP = "study folder: warm-ups, runs, report; locked while the command runs"
 
 
@@ -162,7 +148,3 @@ def register(subparsers) -> None:
     compare.add_argument("--out", default="runs/compare", help=OUT_HELP)
     compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")
     compare.set_defaults(run=checked_command(_plan, _run_plan, folder=_out))
-
-    train = subparsers.add_parser("train", help="one run from a YAML recipe (ICPOConfig keys + model, task)")
-    train.add_argument("--config", required=True, help="YAML file; see recipes/")
-    train.set_defaults(run=checked_command(_load_recipe, _train))
