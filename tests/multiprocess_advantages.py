@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+from icpo.core import sequence_confidence
 from icpo.trl import ICPOConfig, ICPOTrainer
 from tests.trl_setup import config_kwargs, length_reward, prompt_dataset, summed_rewards
 
@@ -29,7 +30,9 @@ def main(model_dir: str, output_dir: str, dump_path: str) -> None:
     def recording(inputs):
         batch = score(inputs)
         rewards = summed_rewards(trainer._gathered_rewards_per_func)
-        confidence = trainer.accelerator.gather(trainer._completion_confidence(batch))
+        # The trainer took its confidences from generation; the reference recomputes them with a forward pass.
+        local = sequence_confidence(trainer._policy_logps(batch), batch["completion_mask"])
+        confidence = trainer.accelerator.gather(local)
         steps.append(
             {
                 "rewards": rewards.tolist(),
