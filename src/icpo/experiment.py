@@ -439,7 +439,7 @@ def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySetting
     )
     parser.add_argument("--method", default=ICPOOptions.method, help="ICPO preference score: bt or rank")
     parser.add_argument("--tau", type=float, default=ICPOOptions.tau)
-    parser.add_argument("--combine", default=ICPOOptions.combine, help="advantage or reward")
+    parser.add_argument("--combine", default=ICPOOptions.combine, help="advantage, reward or fallback (ours)")
     parser.add_argument(
         "--direction", default=ICPOOptions.direction, help="low (the paper) or high (control)"
     )

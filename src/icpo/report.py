@@ -286,6 +286,13 @@ def grid_summary(
                 label: _mean([1.0 - r["final"]["mixed_group_share"] for r in variant_runs.values()])
                 for label, variant_runs in runs.items()
             },
+            "entropy_first_last": {
+                label: [
+                    _mean([_first_steps_entropy(r) for r in variant_runs.values()]),
+                    _mean([_metric(r, "entropy_end") for r in variant_runs.values()]),
+                ]
+                for label, variant_runs in runs.items()
+            },  # fmt: skip
             "mean": {},
             "vs_baseline": {},
         }
@@ -305,6 +312,11 @@ def grid_summary(
             }
         summary.append(entry)
     return {"baseline": baseline, "cells": summary}
+
+
+def _first_steps_entropy(result: dict[str, Any]) -> float:
+    """Mean policy entropy of the first 5 training steps (NaN without a history)."""
+    return _mean([e["entropy"] for e in result.get("history", [])[:5] if "entropy" in e])
 
 
 def _mean(values: list[float]) -> float:
@@ -348,11 +360,11 @@ def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
         lines.append("")
     lines += ["#### cells: actual warm start and all-equal-reward groups", ""]
     lines.append(
-        "| start target | noise | seeds | held-out start min / mean / max | all-equal groups "
-        + " | ".join(f"{v}" for v in [baseline, *variants])
-        + " |"
+        "| start target | noise | seeds | held-out start min / mean / max | "
+        + " | ".join(f"all-equal groups {v}" for v in [baseline, *variants])
+        + f" | {baseline} entropy first 5 -> last 5 steps |"
     )
-    lines.append("|---|---|---|---|" + "---|" * (len(variants) + 1))
+    lines.append("|---|---|---|---|" + "---|" * (len(variants) + 2))
     for cell in summary["cells"]:
         start = cell["start_actual"]
         shares = [cell["all_equal_share"].get(v, math.nan) for v in [baseline, *variants]]
@@ -361,6 +373,8 @@ def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
             + ("—" if start is None else " / ".join(f"{x:.3f}" for x in start))
             + " | "
             + " | ".join(_format(x) for x in shares)
+            + " | "
+            + " -> ".join(_format(x) for x in cell["entropy_first_last"].get(baseline, [math.nan] * 2))
             + " |"
         )
     return "\n".join(lines) + "\n"
@@ -393,8 +407,9 @@ def plot_grid_heatmap(summary: dict[str, Any], variants: list[str], metric: str 
                     continue
                 low, high = diff["ci95"]
                 star = "*" if (low > 0 or high < 0) else ""
+                interval = "" if low != low else f"\n[{low:+.3f},\n{high:+.3f}]"
                 axis.text(
-                    column, row, f"{diff['mean']:+.3f}{star}\n[{low:+.3f},\n{high:+.3f}]\nn={diff['n']}",
+                    column, row, f"{diff['mean']:+.3f}{star}{interval}\nn={diff['n']}",
                     ha="center", va="center", fontsize=7,
                 )  # fmt: skip
         axis.set_xticks(range(len(noises)), [f"{p:g}" for p in noises])

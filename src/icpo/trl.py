@@ -79,7 +79,10 @@ class ICPOConfig(GRPOConfig):
     )
     icpo_combine: str = field(
         default=ICPOOptions.combine,
-        metadata={"help": "'advantage': GRPO(r) + alpha*(p - mean p); 'reward': GRPO(r + alpha*p)."},
+        metadata={
+            "help": "'advantage': GRPO(r) + alpha*(p - mean p); 'reward': GRPO(r + alpha*p); 'fallback' (ours): "
+            "'advantage' only in groups whose rewards are all equal, GRPO elsewhere."
+        },
     )
     icpo_direction: str = field(
         default=ICPOOptions.direction,
