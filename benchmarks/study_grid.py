@@ -28,7 +28,9 @@ from icpo.experiment import (
     warm_start_for,
 )
 
-NOISES = (0.0, 0.2, 0.4)
+# Noise 0.2 is left out for time (the first study in docs/results.md measured it with 8 seeds): on the
+# shared 2-core machine a run took 19-37 s, so 6 cells x 5 methods would have allowed only 3-4 seeds.
+NOISES = (0.0, 0.4)
 STARTS = (0.1, 0.4)  # target held-out greedy accuracy of the warm start: sparse and denser rewards
 VARIANTS = {
     "grpo": Variant(),
