@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from icpo.experiment import (
@@ -75,7 +75,10 @@ def run_grid(out: Path, seeds: list[int]) -> None:
 
 
 def finished_results(out: Path) -> list[dict]:
-    return [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
+    """Every finished run of the grid's cells and variants (other runs in the folder are left out)."""
+    results = [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
+    settings, variants = [asdict(s) for s in cells()], [asdict(v) for v in VARIANTS.values()]
+    return [r for r in results if r["settings"] in settings and r["variant_options"] in variants]
 
 
 def main(argv: list[str]) -> int:
