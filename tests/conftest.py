@@ -32,3 +32,18 @@ def shared_benchmarks() -> Path:
     if not (path / "math500.jsonl").exists():
         pytest.skip(f"real benchmark files not found at {path} (../shared/benchmarks beside the repo)")
     return path
+
+
+@pytest.fixture
+def icpo_fails(capsys):
+    """Run ``icpo ARGS`` in this process; assert exit status 2 and exactly one stderr line; return it."""
+    import icpo.cli
+
+    def run(*args: str) -> str:
+        capsys.readouterr()
+        assert icpo.cli.main(list(args)) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines  # one clear line, no traceback
+        return lines[0]
+
+    return run

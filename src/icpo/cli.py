@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-COMMAND_MODULES = ("icpo.experiment", "icpo.eval.cli")
+COMMAND_MODULES = ("icpo.experiment", "icpo.recipe", "icpo.eval.cli")
 
 
 def checked_command(
@@ -42,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.overrides = extra  # `icpo train --config r.yaml --learning_rate 1e-5`: TRL-style key overrides
     return int(args.run(args) or 0)
 
 

@@ -500,19 +500,6 @@ def _compare(args, prepared) -> int:
     return 0
 
 
-def _load_recipe(args):
-    from icpo.recipe import load_recipe
-
-    return load_recipe(Path(args.config))
-
-
-def _train(args, recipe) -> int:
-    from icpo.recipe import run_recipe
-
-    print(json.dumps(run_recipe(recipe), indent=1))
-    return 0
-
-
 def register(subparsers) -> None:
     demo = subparsers.add_parser(
         "demo", help="warm-up, GRPO vs ICPO from the same start, held-out evaluation, report (CPU, offline)"
@@ -530,10 +517,6 @@ def register(subparsers) -> None:
     compare.add_argument("--out", default="runs/compare")
     compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")
     compare.set_defaults(run=checked_command(_settings_and_variants, _compare))
-
-    train = subparsers.add_parser("train", help="one run from a YAML recipe (ICPOConfig keys + model, task)")
-    train.add_argument("--config", required=True, help="YAML file; see recipes/")
-    train.set_defaults(run=checked_command(_load_recipe, _train))
 
 
 __all__ = ["StudySettings", "Variant", "evaluate", "run_rl", "run_study", "register"]

