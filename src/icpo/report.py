@@ -264,7 +264,8 @@ def nan_paired_difference(pairs: list[tuple[float, float]]) -> dict[str, Any]:
 def grid_summary(
     results: list[dict[str, Any]], labels: dict[str, str], baseline: str = "grpo"
 ) -> dict[str, Any]:
-    """Per cell (start target, reward noise): seeds, the actual warm start, GRPO's all-equal-reward group
+    """Per cell (start target, reward noise), over the seeds every method of the cell finished: the seeds,
+    the actual warm start, GRPO's all-equal-reward group
     share, the mean of every metric per variant, and each variant's NaN-aware paired difference from
     ``baseline`` (``labels`` maps a result's variant name to its short label)."""
     cells: dict[tuple[float, float], dict[str, dict[int, dict[str, Any]]]] = defaultdict(
@@ -274,7 +275,10 @@ def grid_summary(
         key = (result["settings"]["start_accuracy"], result["settings"]["reward_noise"])
         cells[key][labels.get(result["variant"], result["variant"])][result["seed"]] = result
     summary = []
-    for (start, noise), runs in sorted(cells.items()):
+    for (start, noise), every_run in sorted(cells.items()):
+        # Only seeds that every method of the cell finished, so all its numbers share one set of seeds.
+        complete = set.intersection(*(set(variant_runs) for variant_runs in every_run.values()))
+        runs = {label: {s: r for s, r in rs.items() if s in complete} for label, rs in every_run.items()}
         base = runs.get(baseline, {})
         starts = [r["warm_start"]["heldout_accuracy"] for r in base.values()]
         entry: dict[str, Any] = {
