@@ -58,12 +58,13 @@ CLAIMS = (
 def claim_evidence(summary: dict, compared: list[str]) -> str:
     """Markdown: for each claim and each cell that tests it (None = every cell), each variant's paired
     difference from GRPO and a mark: + (CI excludes 0 in the claimed direction), - (CI excludes 0 in the
-    opposite direction), ~ (CI includes 0, or too few seeds for an interval)."""
+    opposite direction), ~ (CI includes 0, or fewer than 3 seeds: with 2, equal differences give a
+    zero-width interval)."""
     from icpo.report import format_difference
 
     def mark(diff: dict, sign: int) -> str:
         low, high = sorted(sign * bound for bound in diff["ci95"])
-        if diff["n"] == 0 or low != low:
+        if diff["n"] < 3 or low != low:
             return "~"
         return "+" if low > 0 else "-" if high < 0 else "~"
 
