@@ -305,7 +305,11 @@ def _serve_forks(control_fd: int, soft_timeout_s: float) -> None:
     import math-verify once, then for each pair of pipe ends received over the control socket fork a
     worker serving them and reply with its PID. A replacement worker thus starts in milliseconds
     instead of re-importing sympy (seconds)."""
-    import math_verify  # noqa: F401  (imported once, shared by every forked worker)
+    from math_verify import parse, verify
+
+    verify(
+        parse("$\\frac{1}{2}$"), parse("$0.5$")
+    )  # warm: lazy imports and parser set-up, done once for all forks
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited workers are reaped by the kernel
     control = socket.socket(fileno=control_fd)
