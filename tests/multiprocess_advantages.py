@@ -1,4 +1,4 @@
-"""Run under `accelerate launch --num_processes 2`: two ICPO steps whose groups span both processes.
+"""Run under `accelerate launch --num_processes 2`: two ICPO steps (max_steps=2) whose groups span both processes.
 
 Writes, per step, the gathered rewards and confidences and the advantages each process trained on
 (gathered in process order) to the JSON file named by argv[3]. Used by tests/test_trl.py.

@@ -128,6 +128,7 @@ def reference_advantages(
 
     reward:    A = GRPO(r + alpha * p)
     advantage: A = GRPO(r) + alpha * (p - mean_g p), the mean over the group's scorable rows.
+    fallback:  as advantage in groups whose scorable rewards are all equal; GRPO(r) in the others.
     """
     scorable = [math.isfinite(r) for r in rewards]
     preference: list[float] = []
@@ -145,7 +146,8 @@ def reference_advantages(
     )
     for start in range(0, len(rewards), group_size):
         rows = [i for i in range(start, start + group_size) if scorable[i]]
-        if rows:
+        flat = len({rewards[i] for i in rows}) <= 1
+        if rows and (combine == "advantage" or flat):
             mean_p = _mean([preference[i] for i in rows])
             for i in rows:
                 advantages[i] += alpha * (preference[i] - mean_p)
@@ -329,6 +331,21 @@ def test_equal_rewards_with_distinct_confidences_still_give_a_signal(
     advantages = icpo_advantages(rewards, confidence, group_size, alpha, **options)
     favoured = confidence.argmin() if options["direction"] == "low" else confidence.argmax()
     assert advantages[favoured] > 0 and advantages[favoured] == advantages.max()
+
+
+@PROPERTY
+@given(batch=batches(), alpha=st.floats(0, 3), options=OPTIONS)
+def test_fallback_is_grpo_in_groups_with_a_signal_and_advantage_in_flat_ones(batch, alpha, options):
+    rewards, confidence, group_size = batch
+    options = {**options, "combine": "fallback"}
+    got = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    as_advantage = icpo_advantages(
+        rewards, confidence, group_size, alpha, **{**options, "combine": "advantage"}
+    )
+    as_grpo = icpo_advantages(rewards, confidence, group_size, 0.0, **options)
+    for r, a, want_flat, want_grpo in by_group(group_size, rewards, got, as_advantage, as_grpo):
+        flat = len({x for x in r if math.isfinite(x)}) <= 1
+        assert a == (want_flat if flat else want_grpo), (r, a)
 
 
 # --- invalid rows ---------------------------------------------------------------------------------

@@ -17,9 +17,21 @@ def test_paired_difference_matches_hand_computation():
     mean, low, high = paired_difference([0.1, 0.3, 0.2])  # sd = 0.1, n = 3, t_{0.975,2} = 4.303
     half = 4.303 * 0.1 / math.sqrt(3)
     assert mean == pytest.approx(0.2)
-    assert (low, high) == pytest.approx((0.2 - half, 0.2 + half))
+    assert (low, high) == pytest.approx(
+        (0.2 - half, 0.2 + half), rel=1e-3
+    )  # the table rounds t to 3 decimals
     single = paired_difference([0.5])
     assert single[0] == 0.5 and math.isnan(single[1]) and math.isnan(single[2])
+
+
+@pytest.mark.parametrize("n", [2, 5, 30, 31, 40, 200])
+def test_interval_is_the_one_sample_t_interval_for_any_number_of_seeds(n):
+    """Against scipy's own one-sample t test (beyond 31 seeds the old table fell back to 1.96)."""
+    from scipy.stats import ttest_1samp
+
+    values = [math.sin(3.7 * i) for i in range(n)]
+    want = ttest_1samp(values, 0.0).confidence_interval(0.95)
+    assert paired_difference(values)[1:] == pytest.approx((want.low, want.high), rel=1e-9)
 
 
 @given(st.lists(st.floats(-1, 1), min_size=2, max_size=40))
@@ -87,3 +99,74 @@ def test_single_seed_report_says_it_has_no_interval(tmp_path):
     results = [_result("grpo", 0, 0.4), _result("icpo", 0, 0.5)]
     text = write_report(tmp_path, "demo", results, baseline="grpo").read_text()
     assert "One seed" in text and "| icpo | greedy_accuracy | +0.100 | [n/a, n/a] |" in text
+
+
+# --- the grid report ------------------------------------------------------------------------------
+
+
+def _grid_result(variant: str, seed: int, start: float, noise: float, accuracy: float, **final) -> dict:
+    return {
+        "variant": variant,
+        "seed": seed,
+        "settings": {"start_accuracy": start, "reward_noise": noise},
+        "eval_curve": [{"step": 0, "accuracy": start}, {"step": 10, "accuracy": start + 0.04},
+                       {"step": 20, "accuracy": accuracy}],
+        "final": {"greedy_accuracy": accuracy, "mixed_group_share": 0.25,
+                  "heldout_overconfident_error_rate": math.nan, **final},
+        "warm_start": {"heldout_accuracy": start + 0.01 * seed},
+    }  # fmt: skip
+
+
+def test_grid_pairs_by_seed_within_each_cell_and_leaves_undefined_metrics_out():
+    from icpo.report import grid_summary
+
+    results = [_grid_result("g", s, 0.1, 0.0, 0.2, heldout_within_group_auroc=0.6) for s in range(3)]
+    results += [_grid_result("g", s, 0.4, 0.2, 0.5) for s in range(2)]
+    results += [
+        _grid_result(
+            "i", s, 0.1, 0.0, 0.25 + 0.01 * s, heldout_within_group_auroc=math.nan if s == 0 else 0.7
+        )
+        for s in range(3)
+    ]
+    summary = grid_summary(results, {"g": "grpo", "i": "icpo"})
+    first, second = summary["cells"]
+    assert (first["start_target"], first["reward_noise"], first["seeds"]) == (0.1, 0.0, [0, 1, 2])
+    accuracy = first["vs_baseline"]["icpo"]["greedy_accuracy"]
+    assert accuracy["n"] == 3 and accuracy["mean"] == pytest.approx(0.06)
+    auroc = first["vs_baseline"]["icpo"]["heldout_within_group_auroc"]
+    assert (auroc["n"], auroc["undefined"], auroc["mean"]) == (2, 1, pytest.approx(0.1))
+    overconfident = first["vs_baseline"]["icpo"]["heldout_overconfident_error_rate"]
+    assert overconfident["n"] == 0 and math.isnan(overconfident["mean"])
+    assert first["start_actual"] == pytest.approx([0.1, 0.11, 0.12])
+    assert first["all_equal_share"]["grpo"] == pytest.approx(0.75)
+    # steps to start + 0.05: GRPO (0.2 at step 20) and ICPO both reach it at step 20
+    assert first["mean"]["grpo"]["steps_to_target"] == 20.0
+    assert second["vs_baseline"] == {} and second["seeds"] == [0, 1]
+
+
+def test_steps_to_target_is_the_first_evaluation_past_the_margin_or_nan():
+    from icpo.report import steps_to_target
+
+    assert steps_to_target(_grid_result("g", 0, 0.1, 0.0, 0.2)) == 20.0
+    assert math.isnan(steps_to_target(_grid_result("g", 0, 0.1, 0.0, 0.12)))
+
+
+def test_grid_report_writes_tables_that_say_undefined_and_a_heat_map(tmp_path):
+    from icpo.report import write_grid_report
+    from icpo.rl_run import GRPO, Variant
+
+    variants = {"grpo": GRPO, "icpo": Variant(alpha=0.5)}
+    names = {label: v.name for label, v in variants.items()}
+    results = [
+        _grid_result(names[v], s, start, noise, acc + (0.03 * s if v == "icpo" else 0.0))
+        for v in variants for s in range(3) for start in (0.1, 0.4) for noise in (0.0, 0.4)
+        for acc in [start + 0.1]
+    ]  # fmt: skip
+    path = write_grid_report(tmp_path, results, variants)
+    text = path.read_text()
+    assert "| 0.1 | 0.4 | 3 | 0.200 | +0.030 [-0.045, +0.105] |" in text
+    assert "held-out overconfident-error rate" in text and "| undefined | undefined |" in text
+    assert (tmp_path / "results-grid-accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "results-grid.json").read_text())["cells"][0]["seeds"] == [0, 1, 2]
+    with pytest.raises(ValueError, match="no finished grid runs"):
+        write_grid_report(tmp_path, [], variants)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from icpo.tasks import generate_problems, get_task
 from icpo.warmup import MARKER, WarmupSettings, sft_rows, warm_up
@@ -45,3 +46,61 @@ def test_warm_up_writes_a_loadable_policy_once(tmp_path):
     assert weights.stat().st_mtime_ns == written  # reused, not retrained
     with pytest.raises(ValueError, match="other settings"):
         warm_up(tmp_path / "warm", WarmupSettings(task="addition", difficulty=3), problems)
+
+
+def _scripted_warm_up(tmp_path, accuracies: list[float], target: float):
+    """A warm-up whose dev accuracy at each check is scripted; also returns the weights seen at each check."""
+    problems = generate_problems("addition", 64, seed=0, difficulty=2)
+    settings = WarmupSettings(
+        task="addition", difficulty=2, num_examples=64, epochs=6.0, batch_size=16, hidden_size=16,
+        num_layers=1, target_accuracy=target, tolerance=0.03, check_every=2,
+    )  # fmt: skip  # 4 steps per epoch, 24 steps, a check every 2
+    seen: list[torch.Tensor] = []
+
+    def dev_accuracy(model) -> float:
+        seen.append(model.get_input_embeddings().weight.detach().clone())
+        return accuracies[len(seen) - 1]
+
+    folder = warm_up(tmp_path / "warm", settings, problems, dev_accuracy)
+    return folder, seen
+
+
+@pytest.mark.slow
+def test_warm_up_stops_at_the_target_and_keeps_the_closer_of_the_bracketing_checks(tmp_path):
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from icpo.warmup import START
+
+    folder, seen = _scripted_warm_up(tmp_path, [0.0, 0.1, 0.3, 0.52, 0.6, 0.7] + [0.8] * 10, target=0.4)
+    start = json.loads((folder / START).read_text())
+    assert len(seen) == 4  # stopped at the first check >= 0.4 - 0.03
+    assert (start["step"], start["dev_accuracy"], start["target_accuracy"]) == (
+        6,
+        0.3,
+        0.4,
+    )  # |0.3-0.4| < |0.52-0.4|
+    assert [c["step"] for c in start["checks"]] == [2, 4, 6, 8]
+    saved = AutoModelForCausalLM.from_pretrained(folder).get_input_embeddings().weight
+    assert torch.equal(saved, seen[2]) and not torch.equal(saved, seen[3])
+
+
+@pytest.mark.slow
+def test_warm_up_that_never_reaches_the_target_keeps_the_closest_check(tmp_path):
+    import json
+
+    from icpo.warmup import START
+
+    folder, seen = _scripted_warm_up(tmp_path, [0.05, 0.2, 0.15] + [0.1] * 20, target=0.5)
+    start = json.loads((folder / START).read_text())
+    assert len(seen) == 12 and (start["step"], start["dev_accuracy"]) == (4, 0.2)
+
+
+def test_a_target_needs_a_way_to_measure_it(tmp_path):
+    problems = generate_problems("addition", 8, seed=0, difficulty=2)
+    with pytest.raises(ValueError, match="needs dev_accuracy"):
+        warm_up(tmp_path / "w", WarmupSettings("addition", 2, target_accuracy=0.3), problems)
+    with pytest.raises(ValueError, match="target_accuracy must be in"):
+        warm_up(tmp_path / "w", WarmupSettings("addition", 2, target_accuracy=1.5), problems, lambda m: 0.0)
+    assert not (tmp_path / "w").exists() and not (tmp_path / "w.tmp").exists()

@@ -424,7 +424,7 @@ def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from icpo.cli import checked_command
+    from icpo.command import checked_command
 
     train = subparsers.add_parser(
         "train",

@@ -1,6 +1,6 @@
 """The study report: curves averaged across seeds, a summary table, paired differences, CSV and JSON.
 
-Input: the run results written by ``icpo.experiment.run_rl`` (one dict per (variant, seed)). Output, in
+Input: the run results written by ``icpo.rl_run.run_rl`` (one dict per (variant, seed)). Output, in
 the study folder, all written atomically:
 
 - ``{name}.md``: the summary table (mean over seeds of each final metric), the paired difference of each
@@ -11,7 +11,7 @@ the study folder, all written atomically:
 - ``{name}.csv``: one row per run with its final metrics; ``{name}.json``: the summary.
 
 Paired difference over seeds s = 1..n: d_s = metric(variant, s) - metric(baseline, s);
-mean d +- t_{0.975, n-1} * sd(d) / sqrt(n).
+mean d +- t_{0.975, n-1} * sd(d) / sqrt(n), the Student-t quantile from scipy.
 """
 
 from __future__ import annotations
@@ -20,17 +20,11 @@ import csv
 import io
 import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-# Two-sided 95% quantiles t_{0.975, df} of Student's t for df = 1..30 (standard tables); 1.96 beyond.
-_T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+from icpo.runfolder import write_atomically
 
 CURVES = (
     ("accuracy", "held-out greedy accuracy", "eval_curve"),
@@ -46,15 +40,11 @@ def paired_difference(differences: list[float]) -> tuple[float, float, float]:
     mean = sum(differences) / n
     if n < 2:
         return mean, math.nan, math.nan
+    from scipy.stats import t
+
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
-    half = (_T_975[n - 2] if n - 1 <= len(_T_975) else 1.96) * sd / math.sqrt(n)
+    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return mean, mean - half, mean + half
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(data)
-    os.replace(staging, path)
 
 
 def _by_variant(results: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -140,7 +130,7 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
         figure.savefig(buffer, format="png", dpi=110)
         plt.close(figure)
         path = out / f"{name}-{metric.split('/')[-1]}.png"
-        _write_atomically(path, buffer.getvalue())
+        write_atomically(path, buffer.getvalue())
         paths.append(path)
     return paths
 
@@ -214,8 +204,211 @@ def write_report(out: Path, name: str, results: list[dict[str, Any]], baseline: 
         raise ValueError("no run results to report on.")
     summary = summarise(results, baseline)
     plots = plot_curves(results, out, name, baseline)
-    _write_atomically(out / f"{name}.csv", write_csv(results))
-    _write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
+    write_atomically(out / f"{name}.csv", write_csv(results))
+    write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
     report = out / f"{name}.md"
-    _write_atomically(report, render_markdown(summary, results, plots).encode())
+    write_atomically(report, render_markdown(summary, results, plots).encode())
     return report
+
+
+# --- the grid: noise x starting accuracy, paired differences from GRPO ----------------------------
+
+GRID_METRICS = (
+    ("greedy_accuracy", "greedy accuracy"),
+    ("avg_at_32", "avg@32 (mean accuracy of 32 samples; estimates avg@8)"),
+    ("pass_at_1", "pass@1"),
+    ("pass_at_4", "pass@4"),
+    ("pass_at_32", "pass@32"),
+    ("entropy_end", "policy entropy, last 5 steps (nats/token)"),
+    ("heldout_overconfident_error_rate", "held-out overconfident-error rate (mixed groups of 32)"),
+    ("heldout_within_group_auroc", "held-out within-group AUROC (mixed groups of 32)"),
+    ("steps_to_target", "RL steps to reach start target + 0.05 greedy accuracy (seeds where both reach it)"),
+)
+STEPS_MARGIN = 0.05
+
+
+def steps_to_target(result: dict[str, Any]) -> float:
+    """First evaluated step whose held-out greedy accuracy is at least the warm-start target + STEPS_MARGIN
+    (NaN when the run never gets there, or has no target)."""
+    target = result["settings"].get("start_accuracy")
+    if target is None:
+        return math.nan
+    reached = [e["step"] for e in result["eval_curve"] if e["accuracy"] >= target + STEPS_MARGIN]
+    return float(min(reached)) if reached else math.nan
+
+
+def _metric(result: dict[str, Any], metric: str) -> float:
+    return steps_to_target(result) if metric == "steps_to_target" else result["final"].get(metric, math.nan)
+
+
+def nan_paired_difference(pairs: list[tuple[float, float]]) -> dict[str, Any]:
+    """Paired difference a - b over the pairs where both are defined (not NaN): mean, 95% CI, n, and how
+    many pairs were left out; mean NaN when none is left."""
+    kept = [a - b for a, b in pairs if a == a and b == b]
+    if not kept:
+        return {"mean": math.nan, "ci95": [math.nan, math.nan], "n": 0, "undefined": len(pairs)}
+    mean, low, high = paired_difference(kept)
+    return {"mean": mean, "ci95": [low, high], "n": len(kept), "undefined": len(pairs) - len(kept)}
+
+
+def grid_summary(
+    results: list[dict[str, Any]], labels: dict[str, str], baseline: str = "grpo"
+) -> dict[str, Any]:
+    """Per cell (start target, reward noise): seeds, the actual warm start, GRPO's all-equal-reward group
+    share, the mean of every metric per variant, and each variant's NaN-aware paired difference from
+    ``baseline`` (``labels`` maps a result's variant name to its short label)."""
+    cells: dict[tuple[float, float], dict[str, dict[int, dict[str, Any]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    for result in results:
+        key = (result["settings"]["start_accuracy"], result["settings"]["reward_noise"])
+        cells[key][labels.get(result["variant"], result["variant"])][result["seed"]] = result
+    summary = []
+    for (start, noise), runs in sorted(cells.items()):
+        base = runs.get(baseline, {})
+        starts = [r["warm_start"]["heldout_accuracy"] for r in base.values()]
+        entry: dict[str, Any] = {
+            "start_target": start,
+            "reward_noise": noise,
+            "seeds": sorted(base),
+            "start_actual": [min(starts), sum(starts) / len(starts), max(starts)] if starts else None,
+            "all_equal_share": {
+                label: _mean([1.0 - r["final"]["mixed_group_share"] for r in variant_runs.values()])
+                for label, variant_runs in runs.items()
+            },
+            "mean": {},
+            "vs_baseline": {},
+        }
+        for label, variant_runs in runs.items():
+            entry["mean"][label] = {
+                metric: _mean([_metric(r, metric) for r in variant_runs.values()])
+                for metric, _ in GRID_METRICS
+            }
+            if label == baseline:
+                continue
+            seeds = sorted(set(variant_runs) & set(base))
+            entry["vs_baseline"][label] = {
+                metric: nan_paired_difference(
+                    [(_metric(variant_runs[s], metric), _metric(base[s], metric)) for s in seeds]
+                )
+                for metric, _ in GRID_METRICS
+            }
+        summary.append(entry)
+    return {"baseline": baseline, "cells": summary}
+
+
+def _mean(values: list[float]) -> float:
+    """Mean of the defined (non-NaN) values; NaN when there are none."""
+    kept = [v for v in values if v == v]
+    return sum(kept) / len(kept) if kept else math.nan
+
+
+def format_difference(diff: dict[str, Any], digits: int = 3) -> str:
+    """``+0.012 [-0.010, +0.034]``; ``undefined (n=0)`` when no seed pair has the metric; ``n=k`` noted
+    when some pairs were left out as undefined."""
+    if diff["n"] == 0:
+        return "undefined"
+    low, high = diff["ci95"]
+    interval = "" if low != low else f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+    note = f" (n={diff['n']})" if diff["undefined"] else ""
+    return f"{diff['mean']:+.{digits}f}{interval}{note}"
+
+
+def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
+    """One table per metric: a row per cell, GRPO's mean and each variant's paired difference [95% CI]."""
+    baseline = summary["baseline"]
+    lines = []
+    for metric, title in GRID_METRICS:
+        digits = 1 if metric == "steps_to_target" else 3
+        lines += [f"#### {title}", ""]
+        lines.append(
+            f"| start target | noise | seeds | {baseline} | " + " | ".join(f"Δ {v}" for v in variants) + " |"
+        )
+        lines.append("|---|---|---|---|" + "---|" * len(variants))
+        for cell in summary["cells"]:
+            base = cell["mean"].get(baseline, {}).get(metric, math.nan)
+            diffs = [
+                format_difference(cell["vs_baseline"][v][metric], digits) if v in cell["vs_baseline"] else "—"
+                for v in variants
+            ]
+            lines.append(
+                f"| {cell['start_target']:g} | {cell['reward_noise']:g} | {len(cell['seeds'])} | "
+                f"{'undefined' if base != base else f'{base:.{digits}f}'} | " + " | ".join(diffs) + " |"
+            )
+        lines.append("")
+    lines += ["#### cells: actual warm start and all-equal-reward groups", ""]
+    lines.append(
+        "| start target | noise | seeds | held-out start min / mean / max | all-equal groups "
+        + " | ".join(f"{v}" for v in [baseline, *variants])
+        + " |"
+    )
+    lines.append("|---|---|---|---|" + "---|" * (len(variants) + 1))
+    for cell in summary["cells"]:
+        start = cell["start_actual"]
+        shares = [cell["all_equal_share"].get(v, math.nan) for v in [baseline, *variants]]
+        lines.append(
+            f"| {cell['start_target']:g} | {cell['reward_noise']:g} | {len(cell['seeds'])} | "
+            + ("—" if start is None else " / ".join(f"{x:.3f}" for x in start))
+            + " | "
+            + " | ".join(_format(x) for x in shares)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_grid_heatmap(summary: dict[str, Any], variants: list[str], metric: str = "greedy_accuracy") -> bytes:
+    """PNG: one panel per variant, reward noise across, start target down, colour = mean paired difference
+    from the baseline; each square gives the mean, its 95% CI and the seed count (* = CI excludes 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    noises = sorted({c["reward_noise"] for c in summary["cells"]})
+    starts = sorted({c["start_target"] for c in summary["cells"]})
+    diffs = {
+        (c["start_target"], c["reward_noise"], v): c["vs_baseline"][v][metric]
+        for c in summary["cells"]
+        for v in c["vs_baseline"]
+    }
+    limit = max([abs(d["mean"]) for d in diffs.values() if d["n"]] + [0.01])
+    figure, axes = plt.subplots(1, len(variants), figsize=(3.4 * len(variants), 3.2), squeeze=False)
+    for axis, variant in zip(axes[0], variants, strict=True):
+        grid = [[diffs.get((s, p, variant), {"mean": math.nan})["mean"] for p in noises] for s in starts]
+        image = axis.imshow(grid, cmap="RdBu", vmin=-limit, vmax=limit, origin="lower")
+        for row, start in enumerate(starts):
+            for column, noise in enumerate(noises):
+                diff = diffs.get((start, noise, variant))
+                if diff is None or diff["n"] == 0:
+                    continue
+                low, high = diff["ci95"]
+                star = "*" if (low > 0 or high < 0) else ""
+                axis.text(
+                    column, row, f"{diff['mean']:+.3f}{star}\n[{low:+.3f},\n{high:+.3f}]\nn={diff['n']}",
+                    ha="center", va="center", fontsize=7,
+                )  # fmt: skip
+        axis.set_xticks(range(len(noises)), [f"{p:g}" for p in noises])
+        axis.set_yticks(range(len(starts)), [f"{s:g}" for s in starts])
+        axis.set_xlabel("reward noise")
+        axis.set_title(f"{variant} - {summary['baseline']}", fontsize=9)
+    axes[0, 0].set_ylabel("warm-start target accuracy")
+    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label=f"Δ {metric}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def write_grid_report(folder: Path, results: list[dict[str, Any]], variants: dict[str, Any]) -> Path:
+    """Write ``results-grid.md``, ``results-grid.json`` and ``results-grid-accuracy.png`` into ``folder``
+    (``variants``: short label -> the ``Variant`` the label stands for); return the markdown path."""
+    if not results:
+        raise ValueError("no finished grid runs to report on.")
+    labels = {variant.name: label for label, variant in variants.items()}
+    compared = [label for label in variants if label != "grpo"]
+    summary = grid_summary(results, labels)
+    write_atomically(folder / "results-grid.json", json.dumps(summary, indent=1).encode())
+    write_atomically(folder / "results-grid-accuracy.png", plot_grid_heatmap(summary, compared))
+    path = folder / "results-grid.md"
+    write_atomically(path, render_grid_markdown(summary, compared).encode())
+    return path

@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import logging
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -41,6 +41,7 @@ from trl.trainer.utils import is_async_callable, pad
 
 from icpo.core import (
     OPTION_NAMES,
+    OPTION_TYPES,
     ICPOOptions,
     icpo_advantages,
     scheduled_alpha,
@@ -67,57 +68,45 @@ _FORWARD_KEYS = (
 
 
 # The ICPOConfig field of each ICPO option (the schedule keeps the name that says what it schedules).
-_CONFIG_FIELDS = {
+CONFIG_FIELDS = {
     name: "icpo_alpha_schedule" if name == "schedule" else f"icpo_{name}" for name in OPTION_NAMES
 }
 
 
-@dataclass
-class ICPOConfig(GRPOConfig):
-    """``GRPOConfig`` plus the ICPO options (docs/method.md gives the equations).
+def _with_icpo_options(cls: type) -> type:
+    """Declare one ``icpo_*`` field per ``ICPOOptions`` field: its type (choices), default and help text."""
+    annotations = cls.__dict__.get("__annotations__", {})  # this class's own, not GRPOConfig's
+    for option in fields(ICPOOptions):
+        name = CONFIG_FIELDS[option.name]
+        annotations[name] = OPTION_TYPES[option.name]
+        setattr(cls, name, field(default=option.default, metadata={"help": option.metadata["help"]}))
+    cls.__annotations__ = annotations
+    return cls
 
-    Every GRPO option keeps its meaning; ``scale_rewards`` also sets how ICPO's shaped rewards are scaled.
+
+@dataclass
+@_with_icpo_options
+class ICPOConfig(GRPOConfig):
+    """``GRPOConfig`` plus the ICPO options of ``icpo.core.ICPOOptions`` as ``icpo_<name>`` fields (the schedule
+    is ``icpo_alpha_schedule``); docs/method.md gives the equations.
+
+    Every GRPO option keeps its meaning (``scale_rewards`` also sets how ICPO's shaped rewards are scaled),
+    except ``multi_objective_aggregation``, which must stay ``sum_then_normalize``.
     """
 
-    icpo_alpha: float = field(
-        default=ICPOOptions.alpha,
-        metadata={"help": "Weight of the confidence preference score; 0 gives GRPO exactly."},
-    )
-    icpo_alpha_schedule: str = field(
-        default=ICPOOptions.schedule,
-        metadata={"help": "'constant', or 'linear': decay alpha to 0 over max_steps."},
-    )
-    icpo_method: str = field(
-        default=ICPOOptions.method,
-        metadata={"help": "Preference score: 'bt' (Bradley-Terry over z-scored confidence) or 'rank'."},
-    )
-    icpo_tau: float = field(
-        default=ICPOOptions.tau,
-        metadata={"help": "Temperature of the Bradley-Terry comparison (method 'bt')."},
-    )
-    icpo_combine: str = field(
-        default=ICPOOptions.combine,
-        metadata={"help": "'advantage': GRPO(r) + alpha*(p - mean p); 'reward': GRPO(r + alpha*p)."},
-    )
-    icpo_direction: str = field(
-        default=ICPOOptions.direction,
-        metadata={
-            "help": "'low' favours low-confidence responses (the paper); 'high' reverses it (ablation)."
-        },
-    )
-    icpo_correct_threshold: float = field(
-        default=ICPOOptions.correct_threshold,
-        metadata={"help": "Diagnostics only: a reward at or above this counts as a correct answer."},
-    )
+    @classmethod
+    def from_options(cls, options: ICPOOptions, **kwargs: Any) -> ICPOConfig:
+        """A config with ``options`` as its ICPO options and ``kwargs`` as its other (GRPOConfig) options."""
+        return cls(**{CONFIG_FIELDS[name]: getattr(options, name) for name in OPTION_NAMES}, **kwargs)
 
     @property
     def icpo_options(self) -> ICPOOptions:
         """The ICPO options of this config."""
-        return ICPOOptions(**{name: getattr(self, field_name) for name, field_name in _CONFIG_FIELDS.items()})
+        return ICPOOptions(**{name: getattr(self, field_name) for name, field_name in CONFIG_FIELDS.items()})
 
     def __post_init__(self):
         super().__post_init__()
-        self.icpo_options.validate(_CONFIG_FIELDS.__getitem__)
+        self.icpo_options.validate(CONFIG_FIELDS.__getitem__)
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 "ICPO shapes the summed reward of each completion, so it needs "

@@ -6,6 +6,11 @@ systematic slip (``Task.mistake``: a dropped carry, a swapped operator), the SFT
 the solution. The model learns those slips as confident habits: the overconfident errors ICPO is meant to
 push down.
 
+A settable start: with ``target_accuracy`` the warm-up checks the greedy accuracy on a held-out dev set
+every ``check_every`` SFT steps and stops at the first check at or above ``target - tolerance``; it keeps
+whichever of that check and the one before it is closer to the target (the closest one seen, when
+training ends first). ``start.json`` records the chosen step and its dev accuracy.
+
 The result is an ordinary Hugging Face folder, written to a temporary folder and moved into place with
 ``os.replace`` only when complete, so a killed warm-up leaves nothing half-written and a finished one is
 reused (``warmup.json`` records the settings that produced it).
@@ -17,12 +22,14 @@ import json
 import os
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from icpo.tasks import Problem, get_task
 
 MARKER = "warmup.json"
+START = "start.json"
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,34 @@ class WarmupSettings:
     seed: int = 0
     hidden_size: int = 64
     num_layers: int = 2
+    target_accuracy: float | None = None
+    tolerance: float = 0.03
+    check_every: int = 20
+
+
+def _stop_at_target(settings: WarmupSettings, dev_accuracy: Callable[[object], float]):
+    """A TrainerCallback that checks ``dev_accuracy(model)`` every ``check_every`` steps, keeps a copy of
+    the weights closest to the target, and stops training once the target is reached (see module doc)."""
+    from transformers import TrainerCallback
+
+    class StopAtTarget(TrainerCallback):
+        def __init__(self):
+            self.best: dict | None = None  # {"step", "dev_accuracy", "weights"}
+            self.checks: list[dict[str, float]] = []
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step % settings.check_every != 0 and state.global_step != state.max_steps:
+                return
+            accuracy = dev_accuracy(model)
+            self.checks.append({"step": state.global_step, "dev_accuracy": accuracy})
+            gap = abs(accuracy - settings.target_accuracy)
+            if self.best is None or gap < abs(self.best["dev_accuracy"] - settings.target_accuracy):
+                weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                self.best = {"step": state.global_step, "dev_accuracy": accuracy, "weights": weights}
+            if accuracy >= settings.target_accuracy - settings.tolerance:
+                control.should_training_stop = True
+
+    return StopAtTarget()
 
 
 def sft_rows(task_name: str, problems: list[Problem], mistake_rate: float, seed: int) -> list[dict[str, str]]:
@@ -53,27 +88,48 @@ def sft_rows(task_name: str, problems: list[Problem], mistake_rate: float, seed:
     return rows
 
 
-def warm_up(output_dir: str | Path, settings: WarmupSettings, problems: list[Problem]) -> Path:
+def check_reusable(output_dir: str | Path, settings: WarmupSettings) -> bool:
+    """True if ``output_dir`` holds a finished warm-up made with ``settings``, False if it holds none; a
+    ValueError if it holds one made with other settings. Reads only."""
+    marker = Path(output_dir) / MARKER
+    if not marker.exists():
+        return False
+    recorded = json.loads(marker.read_text())
+    if recorded != asdict(settings):
+        raise ValueError(
+            f"{output_dir} holds a warm-up made with other settings ({recorded}); "
+            "delete that folder or choose another run folder."
+        )
+    return True
+
+
+def warm_up(
+    output_dir: str | Path,
+    settings: WarmupSettings,
+    problems: list[Problem],
+    dev_accuracy: Callable[[object], float] | None = None,
+) -> Path:
     """Build the tiny policy and fine-tune it on ``problems``; return the saved folder.
 
-    Reuses ``output_dir`` when it already holds a warm-up made with the same settings; raises if it holds
-    one made with different settings (delete the folder to redo it).
+    With ``settings.target_accuracy``, ``dev_accuracy(model)`` (greedy accuracy on prompts outside the
+    train and test sets) decides where to stop, and ``start.json`` records the choice. Reuses
+    ``output_dir`` when it already holds a warm-up made with the same settings; raises if it holds one
+    made with different settings (delete the folder to redo it).
     """
+    target = settings.target_accuracy
+    if target is not None and not 0 < target <= 1:
+        raise ValueError(f"target_accuracy must be in (0, 1], got {target!r}.")
+    if target is not None and dev_accuracy is None:
+        raise ValueError("a warm-up with target_accuracy needs dev_accuracy(model) to measure it.")
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from icpo.console import step_bar
     from icpo.tiny import build_tiny_policy
 
     output_dir = Path(output_dir)
-    marker = output_dir / MARKER
-    if marker.exists():
-        recorded = json.loads(marker.read_text())
-        if recorded != asdict(settings):
-            raise ValueError(
-                f"{output_dir} holds a warm-up made with other settings ({recorded}); "
-                "delete that folder or choose another run folder."
-            )
+    if check_reusable(output_dir, settings):
         return output_dir
 
     staging = output_dir.with_name(output_dir.name + ".tmp")
@@ -101,10 +157,21 @@ def warm_up(output_dir: str | Path, settings: WarmupSettings, problems: list[Pro
         completion_only_loss=True,
         dataloader_num_workers=0,
     )
+    stopper = None if target is None else _stop_at_target(settings, dev_accuracy)
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[] if stopper is None else [stopper],
     )
+    step_bar(trainer, f"warm-up seed {settings.seed}")
     trainer.train()
+    if stopper is not None:
+        model.load_state_dict(stopper.best["weights"])
+        start = {key: stopper.best[key] for key in ("step", "dev_accuracy")}
+        start.update(target_accuracy=target, checks=stopper.checks)
+        (staging / START).write_text(json.dumps(start, indent=1))
     trainer.save_model(str(staging))
     tokenizer.save_pretrained(staging)
     shutil.rmtree(staging / "trainer", ignore_errors=True)
