@@ -7,6 +7,9 @@ graded, then per problem group the within-group AUROC of confidence for correctn
 mixed groups only) with a bootstrap 95% CI over problems, the overconfident-error rate, the shares of
 all-wrong / mixed / all-correct groups and the truncated share.
 
+Raising ``--problems`` on a rerun extends the study (the first problems' samples are reused, they do not
+depend on the count); every other setting is fixed per folder.
+
 Models: SmolLM2-135M-Instruct on real word problems (the ``icpo eval`` harness and presets, so every
 sample is a line of OUT/smollm2/{dataset}-t{T}/samples.jsonl), and the tiny policy on held-out two-digit
 additions at its warm start and after GRPO and after ICPO training (``icpo train --config``, recipes
@@ -87,9 +90,9 @@ def run_smollm2(out: Path, problems: int, max_new_tokens: int) -> None:
                 out / "smollm2" / f"{name}-t{temperature:g}",
                 samples=GROUP_SIZE,
                 settings=SamplingSettings(max_new_tokens, temperature),
-                batch_size=16,
-                seed=0,
-                run_config={"model": "smollm2-135m-instruct", "limit": problems},
+                batch_size=2 * GROUP_SIZE,  # two problems per chunk: the first N problems' samples
+                seed=0,  # do not depend on N (for even N), so a rerun with a larger --problems extends
+                run_config={"model": "smollm2-135m-instruct"},
             )
 
 
@@ -175,32 +178,27 @@ def statistics(confidence: list[float], correct: list[bool], finished: list[bool
     }
 
 
+def smollm2_cell(data: str, temperature: float, records: list[dict[str, Any]]) -> dict[str, Any]:
+    confidence = [math.nan if r["confidence"] is None else r["confidence"] for r in records]
+    correct, finished = [r["correct"] is True for r in records], [r["finished"] for r in records]
+    return {"model": "SmolLM2-135M-Instruct", "data": data, "temperature": temperature,
+            **statistics(confidence, correct, finished)}  # fmt: skip
+
+
 def collect(out: Path) -> list[dict[str, Any]]:
     from icpo.eval.harness import SAMPLES_FILE, read_samples
 
     cells = []
     for temperature in TEMPERATURES:
+        pooled: list[dict[str, Any]] = []
         for name in DATASETS:
             records = read_samples(out / "smollm2" / f"{name}-t{temperature:g}" / SAMPLES_FILE)
-            records.sort(
-                key=lambda r: (
-                    int(r["problem_id"]) if r["problem_id"].isdigit() else r["problem_id"],
-                    r["sample"],
-                )
-            )
+            records.sort(key=lambda r: (r["problem_id"], r["sample"]))
             if records and len(records) % GROUP_SIZE == 0:
-                cells.append(
-                    {
-                        "model": "SmolLM2-135M-Instruct",
-                        "data": name,
-                        "temperature": temperature,
-                        **statistics(
-                            [math.nan if r["confidence"] is None else r["confidence"] for r in records],
-                            [r["correct"] is True for r in records],
-                            [r["finished"] for r in records],
-                        ),
-                    }
-                )
+                pooled += records
+                cells.append(smollm2_cell(name, temperature, records))
+        if len({r["benchmark"] for r in pooled}) > 1:
+            cells.append(smollm2_cell("+".join(DATASETS), temperature, pooled))
         for label in ("warm start", "grpo", "icpo"):
             path = out / "tiny" / f"samples-{label.replace(' ', '-')}-t{temperature:g}.json"
             if path.exists():
@@ -276,15 +274,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("runs/premise"), help="study folder (resumable)")
-    parser.add_argument("--problems", type=int, default=8, help="SmolLM2 problems per dataset")
+    parser.add_argument("--problems", type=int, default=4, help="SmolLM2 problems per dataset")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="SmolLM2 completion limit")
     parser.add_argument(
         "--tiny-problems", type=int, default=200, help="held-out additions for the tiny policy"
     )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from what exists")
     args = parser.parse_args(argv)
-    if args.problems < 1 or args.max_new_tokens < 1 or args.tiny_problems < 1:
-        parser.error("--problems, --max-new-tokens and --tiny-problems must be >= 1")
+    if args.problems < 2 or args.problems % 2 or args.max_new_tokens < 1 or args.tiny_problems < 1:
+        parser.error("--problems must be even and >= 2, --max-new-tokens and --tiny-problems >= 1")
     torch.set_num_threads(1)
     with locked_folder(args.out):
         started = time.perf_counter()
