@@ -39,6 +39,9 @@ GROUP_SIZE = 8
 TEMPERATURES = (0.7, 1.0)
 DATASETS = ("mawps", "svamp", "asdiv")
 BOOTSTRAP = 2000
+# SmolLM2 prompt styles: folder -> instruction replacing the presets' step-by-step one (None: keep it).
+# "brief" is the instruction of icpo.wordproblems, the prompt icpo trains SmolLM2 with.
+PROMPTS = {"smollm2": None, "smollm2-brief": "brief"}
 TINY_RECIPE = """model: tiny
 task: addition
 difficulty: 2
@@ -76,24 +79,40 @@ def smollm2() -> tuple[Any, Any]:
 
 def run_smollm2(out: Path, problems: int, max_new_tokens: int) -> None:
     """Every (temperature, dataset) cell through the eval harness; finished cells are skipped by it."""
-    from icpo.eval.benchmarks import load_benchmark
     from icpo.eval.generation import SamplingSettings, TransformersGenerator
     from icpo.eval.harness import evaluate
 
     model, tokenizer = smollm2()
     generator = TransformersGenerator(model=model, tokenizer=tokenizer)
-    for temperature in TEMPERATURES:
-        for name in DATASETS:
-            evaluate(
-                generator,
-                {name: load_benchmark(name, limit=problems)},
-                out / "smollm2" / f"{name}-t{temperature:g}",
-                samples=GROUP_SIZE,
-                settings=SamplingSettings(max_new_tokens, temperature),
-                batch_size=2 * GROUP_SIZE,  # two problems per chunk: the first N problems' samples
-                seed=0,  # do not depend on N (for even N), so a rerun with a larger --problems extends
-                run_config={"model": "smollm2-135m-instruct"},
-            )
+    for folder, style in PROMPTS.items():
+        for temperature in TEMPERATURES:
+            for name in DATASETS:
+                evaluate(
+                    generator,
+                    {name: word_problems(name, problems, style)},
+                    out / folder / f"{name}-t{temperature:g}",
+                    samples=GROUP_SIZE,
+                    settings=SamplingSettings(max_new_tokens, temperature),
+                    batch_size=2 * GROUP_SIZE,  # two problems per chunk: the first N problems' samples
+                    seed=0,  # do not depend on N (for even N): a rerun with a larger --problems extends
+                    run_config={"model": "smollm2-135m-instruct"},
+                )
+
+
+def word_problems(name: str, problems: int, style: str | None) -> list:
+    """The first ``problems`` of preset ``name``; with style "brief", the step-by-step instruction is
+    replaced by icpo.wordproblems.INSTRUCTION (short answers ending with the number)."""
+    from dataclasses import replace
+
+    from icpo.eval.benchmarks import MATH_INSTRUCTION, load_benchmark
+    from icpo.wordproblems import INSTRUCTION
+
+    loaded = load_benchmark(name, limit=problems)
+    if style is None:
+        return loaded
+    return [
+        replace(p, question=p.question.replace(f"\n\n{MATH_INSTRUCTION}", f" {INSTRUCTION}")) for p in loaded
+    ]
 
 
 def train_tiny(out: Path) -> dict[str, Path]:
@@ -178,10 +197,11 @@ def statistics(confidence: list[float], correct: list[bool], finished: list[bool
     }
 
 
-def smollm2_cell(data: str, temperature: float, records: list[dict[str, Any]]) -> dict[str, Any]:
+def smollm2_cell(folder: str, data: str, temperature: float, records: list[dict[str, Any]]) -> dict[str, Any]:
     confidence = [math.nan if r["confidence"] is None else r["confidence"] for r in records]
     correct, finished = [r["correct"] is True for r in records], [r["finished"] for r in records]
-    return {"model": "SmolLM2-135M-Instruct", "data": data, "temperature": temperature,
+    model = "SmolLM2-135M-Instruct" + (" (brief prompt)" if PROMPTS[folder] else " (step-by-step prompt)")
+    return {"model": model, "data": data, "temperature": temperature,
             **statistics(confidence, correct, finished)}  # fmt: skip
 
 
@@ -190,15 +210,16 @@ def collect(out: Path) -> list[dict[str, Any]]:
 
     cells = []
     for temperature in TEMPERATURES:
-        pooled: list[dict[str, Any]] = []
-        for name in DATASETS:
-            records = read_samples(out / "smollm2" / f"{name}-t{temperature:g}" / SAMPLES_FILE)
-            records.sort(key=lambda r: (r["problem_id"], r["sample"]))
-            if records and len(records) % GROUP_SIZE == 0:
-                pooled += records
-                cells.append(smollm2_cell(name, temperature, records))
-        if len({r["benchmark"] for r in pooled}) > 1:
-            cells.append(smollm2_cell("+".join(DATASETS), temperature, pooled))
+        for folder in PROMPTS:
+            pooled: list[dict[str, Any]] = []
+            for name in DATASETS:
+                records = read_samples(out / folder / f"{name}-t{temperature:g}" / SAMPLES_FILE)
+                records.sort(key=lambda r: (r["problem_id"], r["sample"]))
+                if records and len(records) % GROUP_SIZE == 0:
+                    pooled += records
+                    cells.append(smollm2_cell(folder, name, temperature, records))
+            if len({r["benchmark"] for r in pooled}) > 1:
+                cells.append(smollm2_cell(folder, "+".join(DATASETS), temperature, pooled))
         for label in ("warm start", "grpo", "icpo"):
             path = out / "tiny" / f"samples-{label.replace(' ', '-')}-t{temperature:g}.json"
             if path.exists():
