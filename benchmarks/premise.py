@@ -77,7 +77,7 @@ def smollm2() -> tuple[Any, Any]:
     return model, AutoTokenizer.from_pretrained(folder)
 
 
-def run_smollm2(out: Path, problems: int, max_new_tokens: int) -> None:
+def run_smollm2(out: Path, problems: dict[str, int], max_new_tokens: int) -> None:
     """Every (temperature, dataset) cell through the eval harness; finished cells are skipped by it."""
     from icpo.eval.generation import SamplingSettings, TransformersGenerator
     from icpo.eval.harness import evaluate
@@ -89,7 +89,7 @@ def run_smollm2(out: Path, problems: int, max_new_tokens: int) -> None:
             for name in DATASETS:
                 evaluate(
                     generator,
-                    {name: word_problems(name, problems, style)},
+                    {name: word_problems(name, problems[folder], style)},
                     out / folder / f"{name}-t{temperature:g}",
                     samples=GROUP_SIZE,
                     settings=SamplingSettings(max_new_tokens, temperature),
@@ -296,21 +296,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/premise"), help="study folder (resumable)")
     parser.add_argument("--problems", type=int, default=4, help="SmolLM2 problems per dataset")
+    parser.add_argument(
+        "--brief-problems", type=int, default=None, help="SmolLM2 problems per dataset with the brief prompt"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=128, help="SmolLM2 completion limit")
     parser.add_argument(
         "--tiny-problems", type=int, default=200, help="held-out additions for the tiny policy"
     )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from what exists")
     args = parser.parse_args(argv)
-    if args.problems < 2 or args.problems % 2 or args.max_new_tokens < 1 or args.tiny_problems < 1:
-        parser.error("--problems must be even and >= 2, --max-new-tokens and --tiny-problems >= 1")
+    brief = args.problems if args.brief_problems is None else args.brief_problems
+    if (
+        min(args.problems, brief) < 2
+        or (args.problems | brief) % 2
+        or args.max_new_tokens < 1
+        or args.tiny_problems < 1
+    ):
+        parser.error("--problems, --brief-problems: even and >= 2; --max-new-tokens, --tiny-problems: >= 1")
     torch.set_num_threads(1)
     with locked_folder(args.out):
         started = time.perf_counter()
         if not args.report_only:
             run_tiny(args.out, args.tiny_problems)
             print(f"tiny done after {time.perf_counter() - started:.0f} s", flush=True)
-            run_smollm2(args.out, args.problems, args.max_new_tokens)
+            run_smollm2(args.out, {"smollm2": args.problems, "smollm2-brief": brief}, args.max_new_tokens)
             print(f"SmolLM2 done after {time.perf_counter() - started:.0f} s", flush=True)
         report(args.out, collect(args.out))
     print((args.out / "premise.md").read_text())
