@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from icpo.eval.generation import SamplingSettings, TransformersGenerator
+from icpo.eval.generation import SamplingSettings, TransformersGenerator, completion_mask, eos_token_ids
 from icpo.models import resolve_model
 from icpo.tiny import build_tiny_policy
 
@@ -27,24 +27,25 @@ PROMPT = "Question: what is {a} plus {b}? Think step by step, then give the answ
 def bare_generate(
     generator: TransformersGenerator, prompts: list[str], settings: SamplingSettings, seed: int
 ):
-    """The generate call TransformersGenerator makes, without the logits it keeps for confidences."""
-    encoded = generator.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    """The generate call ``sample_with_confidence`` makes, without the logits it keeps for confidences;
+    the number of tokens generated up to each row's first EOS."""
+    model, tokenizer = generator.model, generator.tokenizer
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    tokenizer.padding_side = padding_side
     torch.manual_seed(seed)
     with torch.no_grad():
-        output = generator.model.generate(
-            **encoded.to(generator.device),
+        output = model.generate(
+            **encoded,
             max_new_tokens=settings.max_new_tokens,
             do_sample=True,
             temperature=settings.temperature,
             top_p=settings.top_p,
             top_k=0,
-            pad_token_id=generator.tokenizer.pad_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
     tokens = output[:, encoded["input_ids"].shape[1] :]
-    eos = generator.model.generation_config.eos_token_id
-    eos = torch.tensor(eos if isinstance(eos, list) else [eos])
-    ended = torch.isin(tokens, eos)
-    return int(((torch.cumsum(ended.long(), 1) - ended.long()) == 0).sum())  # tokens up to the first EOS
+    return int(completion_mask(tokens, eos_token_ids(model, tokenizer)).sum())
 
 
 def main() -> None:

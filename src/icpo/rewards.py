@@ -19,8 +19,8 @@ small pool of worker processes (math-verify's own timeouts use ``signal.alarm``,
 main thread and cannot interrupt C code such as a huge integer power), forked from a server that imported
 it once: inside a worker a soft alarm of ``soft_timeout_s`` aborts slow sympy work; the parent kills and
 replaces a worker whose answer takes longer than ``hard_timeout_s``; and each call has a wall-time budget
-for the whole batch (``MathVerifier.budget_s``), past which whatever is unfinished is ``None`` ("cannot
-be scored"), which TRL turns into NaN and a zero advantage. Nothing here raises for a bad completion.
+for the whole batch (``MathVerifier``: about ``min_budget_s`` once every worker is stuck, more only while
+pairs keep finishing), past which whatever is unfinished is ``None`` ("cannot be scored"), which TRL turns into NaN and a zero advantage. Nothing here raises for a bad completion.
 """
 
 from __future__ import annotations
@@ -305,7 +305,11 @@ def _serve_forks(control_fd: int, soft_timeout_s: float) -> None:
     import math-verify once, then for each pair of pipe ends received over the control socket fork a
     worker serving them and reply with its PID. A replacement worker thus starts in milliseconds
     instead of re-importing sympy (seconds)."""
-    import math_verify  # noqa: F401  (imported once, shared by every forked worker)
+    from math_verify import parse, verify
+
+    verify(
+        parse("$\\frac{1}{2}$"), parse("$0.5$")
+    )  # warm: lazy imports and parser set-up, done once for all forks
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited workers are reaped by the kernel
     control = socket.socket(fileno=control_fd)
@@ -389,9 +393,11 @@ class MathVerifier:
 
     ``check(pairs)`` returns, per (gold, answer) pair, True / False, or None when it could not be decided
     in time. Bounds: a pair gets ``soft_timeout_s`` (an alarm inside the worker) and ``hard_timeout_s``
-    (then its worker is killed and replaced); the whole call gets
-    ``max(min_budget_s, budget_per_pair_s * len(pairs))`` of wall time, after which every unfinished pair
-    is None and its worker replaced. Workers are forked from a server process that imported math-verify
+    (then its worker is killed and replaced). The whole call ends, every unfinished pair None and its
+    worker replaced, once ``min_budget_s`` has passed and no pair has finished for ``patience_s`` (every
+    worker is stuck), and at ``budget_s(len(pairs)) = max(min_budget_s, budget_per_pair_s * len(pairs))``
+    at the latest: a batch of ordinary answers keeps finishing pairs and is never cut short by its size,
+    while pairs that stall every worker cost at most about ``min_budget_s``. Workers are forked from a server process that imported math-verify
     once, so a replacement is ready in milliseconds; only the first call waits (up to
     ``startup_timeout_s``, not charged to its budget) for that import.
     """
@@ -402,22 +408,24 @@ class MathVerifier:
         soft_timeout_s: float = 3.0,
         hard_timeout_s: float = 6.0,
         min_budget_s: float = 3.0,
-        budget_per_pair_s: float = 0.02,
+        patience_s: float = 1.5,
+        budget_per_pair_s: float = 0.25,
         startup_timeout_s: float = 120.0,
     ):
         if not 0 < soft_timeout_s <= hard_timeout_s:
             raise ValueError(
                 f"need 0 < soft_timeout_s <= hard_timeout_s, got {soft_timeout_s} and {hard_timeout_s}."
             )
-        if workers < 1 or min_budget_s <= 0 or budget_per_pair_s < 0:
+        if workers < 1 or min_budget_s <= 0 or patience_s <= 0 or budget_per_pair_s < 0:
             raise ValueError(
-                f"need workers >= 1, min_budget_s > 0 and budget_per_pair_s >= 0, got {workers}, "
-                f"{min_budget_s} and {budget_per_pair_s}."
+                f"need workers >= 1, min_budget_s > 0, patience_s > 0 and budget_per_pair_s >= 0, got "
+                f"{workers}, {min_budget_s}, {patience_s} and {budget_per_pair_s}."
             )
         self.workers = workers
         self.soft_timeout_s = soft_timeout_s
         self.hard_timeout_s = hard_timeout_s
         self.min_budget_s = min_budget_s
+        self.patience_s = patience_s
         self.budget_per_pair_s = budget_per_pair_s
         self.startup_timeout_s = startup_timeout_s  # importing sympy can be slow on a busy machine
         self._lock = threading.Lock()
@@ -425,7 +433,7 @@ class MathVerifier:
         self._pool: list[_Worker] = []
 
     def budget_s(self, pairs: int) -> float:
-        """Wall-time budget of one ``check`` call over ``pairs`` pairs."""
+        """The longest one ``check`` call over ``pairs`` pairs may take (startup aside)."""
         return max(self.min_budget_s, self.budget_per_pair_s * pairs)
 
     def close(self) -> None:
@@ -472,9 +480,11 @@ class MathVerifier:
         with self._lock:
             self._start_pool()
             queue = sorted(range(len(pairs)), key=lambda i: _expected_cost(pairs[i]))[::-1]
-            deadline = time.monotonic() + self.budget_s(len(pairs))
+            started = last_progress = time.monotonic()
+            latest = started + self.budget_s(len(pairs))
             while True:
                 now = time.monotonic()
+                deadline = min(latest, max(started + self.min_budget_s, last_progress + self.patience_s))
                 for worker in list(self._pool):
                     if worker.ready and worker.job is None and queue and now < deadline:
                         try:
@@ -500,7 +510,9 @@ class MathVerifier:
                         worker.ready = True
                     else:
                         results[worker.job], worker.job = reply, None
+                        last_progress = time.monotonic()
                 now = time.monotonic()
+                deadline = min(latest, max(started + self.min_budget_s, last_progress + self.patience_s))
                 for worker in list(self._pool):  # past a bound: the worker may still be busy; replace it
                     if worker.job is not None and (
                         now >= deadline or now >= worker.sent_at + self.hard_timeout_s
