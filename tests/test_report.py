@@ -122,6 +122,7 @@ def test_grid_pairs_by_seed_within_each_cell_and_leaves_undefined_metrics_out():
 
     results = [_grid_result("g", s, 0.1, 0.0, 0.2, heldout_within_group_auroc=0.6) for s in range(3)]
     results += [_grid_result("g", s, 0.4, 0.2, 0.5) for s in range(2)]
+    results += [_grid_result("i", 0, 0.4, 0.2, 0.6)]  # seed 1 unfinished: the cell has seed 0 only
     results += [
         _grid_result(
             "i", s, 0.1, 0.0, 0.25 + 0.01 * s, heldout_within_group_auroc=math.nan if s == 0 else 0.7
@@ -141,7 +142,8 @@ def test_grid_pairs_by_seed_within_each_cell_and_leaves_undefined_metrics_out():
     assert first["all_equal_share"]["grpo"] == pytest.approx(0.75)
     # steps to start + 0.05: GRPO (0.2 at step 20) and ICPO both reach it at step 20
     assert first["mean"]["grpo"]["steps_to_target"] == 20.0
-    assert second["vs_baseline"] == {} and second["seeds"] == [0, 1]
+    assert second["seeds"] == [0] and second["vs_baseline"]["icpo"]["greedy_accuracy"]["n"] == 1
+    assert second["mean"]["grpo"]["greedy_accuracy"] == pytest.approx(0.5)
 
 
 def test_steps_to_target_is_the_first_evaluation_past_the_margin_or_nan():

@@ -13,9 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import torch
 
-from icpo.heldout import _completion_mask
 from icpo.rl_run import GRPO, StudySettings, Variant
 from icpo.study import run_study
 
@@ -165,13 +163,6 @@ def test_a_second_compare_on_the_same_folder_is_refused_and_the_first_keeps_its_
             os.killpg(first.pid, signal.SIGKILL)
             first.wait()
     assert len(list((out / "runs").glob("*/result.json"))) == 2 and (out / "r.md").exists()
-
-
-def test_completion_mask_stops_after_the_first_eos():
-    eos, pad = 1, 0
-    ids = torch.tensor([[5, 6, eos, 0, 0], [5, 6, 7, 8, 9], [eos, 0, 0, 0, 0]])
-    expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
-    assert torch.equal(_completion_mask(ids, eos, pad), expected)
 
 
 @pytest.mark.slow

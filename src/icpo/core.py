@@ -17,6 +17,10 @@ The algorithm, top to bottom (docs/method.md has the full story):
    with GRPO(x)_i = (x_i - mean_g x) / (std x + eps), std over the group ("group"), the batch
    ("batch"), or no scaling ("none"). alpha = 0 gives GRPO exactly (``grpo_advantages``).
 
+Inputs are tensors; a list or a numpy array is taken through ``torch.as_tensor`` (anything else is a
+TypeError naming the argument). Option values are checked once, in ``ICPOOptions.validate``'s terms: a
+bool, a string or NaN where a number belongs is refused with a message naming the option.
+
 Invalid inputs never poison a group:
 - a NaN (or infinite) reward marks an unscorable row: its advantage is exactly 0 and it is left out
   of the group mean and std (TRL's convention) and of the preference step;

@@ -429,6 +429,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
         help="one run from a YAML recipe (ICPOConfig keys + model, task/dataset); --KEY VALUE overrides a key",
+        epilog="After --config, --KEY VALUE overrides any key of the recipe, as TRL's scripts allow "
+        "(e.g. --learning_rate 1e-5 --max_steps 20 --report_to '[]').",
     )
     train.add_argument("--config", required=True, help="YAML file; see recipes/")
     train.set_defaults(run=checked_command(_prepare, _execute), accepts_overrides=True)

@@ -254,7 +254,8 @@ def nan_paired_difference(pairs: list[tuple[float, float]]) -> dict[str, Any]:
 def grid_summary(
     results: list[dict[str, Any]], labels: dict[str, str], baseline: str = "grpo"
 ) -> dict[str, Any]:
-    """Per cell (start target, reward noise): seeds, the actual warm start, GRPO's all-equal-reward group
+    """Per cell (start target, reward noise), over the seeds every method of the cell finished: the seeds,
+    the actual warm start, GRPO's all-equal-reward group
     share, the mean of every metric per variant, and each variant's NaN-aware paired difference from
     ``baseline`` (``labels`` maps a result's variant name to its short label)."""
     cells: dict[tuple[float, float], dict[str, dict[int, dict[str, Any]]]] = defaultdict(
@@ -264,7 +265,10 @@ def grid_summary(
         key = (result["settings"]["start_accuracy"], result["settings"]["reward_noise"])
         cells[key][labels.get(result["variant"], result["variant"])][result["seed"]] = result
     summary = []
-    for (start, noise), runs in sorted(cells.items()):
+    for (start, noise), every_run in sorted(cells.items()):
+        # Only seeds that every method of the cell finished, so all its numbers share one set of seeds.
+        complete = set.intersection(*(set(variant_runs) for variant_runs in every_run.values()))
+        runs = {label: {s: r for s, r in rs.items() if s in complete} for label, rs in every_run.items()}
         base = runs.get(baseline, {})
         starts = [r["warm_start"]["heldout_accuracy"] for r in base.values()]
         entry: dict[str, Any] = {
@@ -276,6 +280,13 @@ def grid_summary(
                 label: _mean([1.0 - r["final"]["mixed_group_share"] for r in variant_runs.values()])
                 for label, variant_runs in runs.items()
             },
+            "entropy_first_last": {
+                label: [
+                    _mean([_first_steps_entropy(r) for r in variant_runs.values()]),
+                    _mean([_metric(r, "entropy_end") for r in variant_runs.values()]),
+                ]
+                for label, variant_runs in runs.items()
+            },  # fmt: skip
             "mean": {},
             "vs_baseline": {},
         }
@@ -295,6 +306,11 @@ def grid_summary(
             }
         summary.append(entry)
     return {"baseline": baseline, "cells": summary}
+
+
+def _first_steps_entropy(result: dict[str, Any]) -> float:
+    """Mean policy entropy of the first 5 training steps (NaN without a history)."""
+    return _mean([e["entropy"] for e in result.get("history", [])[:5] if "entropy" in e])
 
 
 def _mean(values: list[float]) -> float:
@@ -338,11 +354,11 @@ def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
         lines.append("")
     lines += ["#### cells: actual warm start and all-equal-reward groups", ""]
     lines.append(
-        "| start target | noise | seeds | held-out start min / mean / max | all-equal groups "
-        + " | ".join(f"{v}" for v in [baseline, *variants])
-        + " |"
+        "| start target | noise | seeds | held-out start min / mean / max | "
+        + " | ".join(f"all-equal groups {v}" for v in [baseline, *variants])
+        + f" | {baseline} entropy first 5 -> last 5 steps |"
     )
-    lines.append("|---|---|---|---|" + "---|" * (len(variants) + 1))
+    lines.append("|---|---|---|---|" + "---|" * (len(variants) + 2))
     for cell in summary["cells"]:
         start = cell["start_actual"]
         shares = [cell["all_equal_share"].get(v, math.nan) for v in [baseline, *variants]]
@@ -351,6 +367,8 @@ def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
             + ("—" if start is None else " / ".join(f"{x:.3f}" for x in start))
             + " | "
             + " | ".join(_format(x) for x in shares)
+            + " | "
+            + " -> ".join(_format(x) for x in cell["entropy_first_last"].get(baseline, [math.nan] * 2))
             + " |"
         )
     return "\n".join(lines) + "\n"
@@ -383,8 +401,9 @@ def plot_grid_heatmap(summary: dict[str, Any], variants: list[str], metric: str 
                     continue
                 low, high = diff["ci95"]
                 star = "*" if (low > 0 or high < 0) else ""
+                interval = "" if low != low else f"\n[{low:+.3f},\n{high:+.3f}]"
                 axis.text(
-                    column, row, f"{diff['mean']:+.3f}{star}\n[{low:+.3f},\n{high:+.3f}]\nn={diff['n']}",
+                    column, row, f"{diff['mean']:+.3f}{star}{interval}\nn={diff['n']}",
                     ha="center", va="center", fontsize=7,
                 )  # fmt: skip
         axis.set_xticks(range(len(noises)), [f"{p:g}" for p in noises])

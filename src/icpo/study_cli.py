@@ -1,4 +1,4 @@
-"""``icpo demo`` and ``icpo compare`` (a study of GRPO against one ICPO variant); ``icpo train`` is in icpo.recipe.
+"""``icpo demo`` and ``icpo compare``: a study of GRPO against one ICPO variant (``icpo.study``).
 
 Every argument, and the --out folder's finished runs and warm-ups, are checked before any work or write;
 the folder is then locked for as long as the command writes there.

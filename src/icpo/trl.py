@@ -43,8 +43,6 @@ from icpo.core import (
     OPTION_NAMES,
     OPTION_TYPES,
     ICPOOptions,
-    icpo_advantages,
-    scheduled_alpha,
     sequence_confidence,
     step_metrics,
 )
@@ -145,9 +143,7 @@ class ICPOTrainer(GRPOTrainer):
 
     def current_alpha(self) -> float:
         """alpha in force at this optimiser step (derived from the trainer state, so resume restores it)."""
-        return scheduled_alpha(
-            self.args.icpo_alpha, self.args.icpo_alpha_schedule, self.state.global_step, self.state.max_steps
-        )
+        return self.args.icpo_options.alpha_at(self.state.global_step, self.state.max_steps)
 
     def _can_record_generation_logps(self) -> bool:
         """True on TRL's plain ``model.generate`` path, where one generate call yields the whole batch."""
@@ -258,16 +254,8 @@ class ICPOTrainer(GRPOTrainer):
         if token_logps is None:
             advantages = self.accelerator.gather(batch["advantages"])
         else:
-            advantages = icpo_advantages(
-                rewards,
-                confidence,
-                group_size,
-                alpha=alpha,
-                method=self.args.icpo_method,
-                tau=self.args.icpo_tau,
-                direction=self.args.icpo_direction,
-                combine=self.args.icpo_combine,
-                scale=self.scale_rewards,
+            advantages = self.args.icpo_options.advantages(
+                rewards, confidence, group_size, alpha, scale=self.scale_rewards
             )
             batch["advantages"] = advantages[start : start + local_rows].to(batch["advantages"].dtype)
 
