@@ -72,7 +72,7 @@ def stalling_batch(rows: list[dict], repeats: int) -> None:
         unscorable = sum(reward is None for reward in rewards[len(rows) :])
         print(
             f"{len(POWER_TOWERS)} towers + {len(rows)} solutions: {durations[-1]:.2f} s "
-            f"(budget {budget:.2f} s), solutions right {right}/{len(rows)}, towers None {unscorable}/{len(POWER_TOWERS)}"
+            f"(cap {budget:.2f} s), solutions right {right}/{len(rows)}, towers None {unscorable}/{len(POWER_TOWERS)}"
         )
     print(
         f"stalling batch: median {statistics.median(durations):.2f} s, max {max(durations):.2f} s over {repeats} calls"

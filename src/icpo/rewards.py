@@ -17,7 +17,7 @@ Bounded cost. Extraction is linear-time string scanning done here, and an extrac
 ``MAX_ANSWER_CHARS`` is rejected (graded wrong) before any parser sees it. math-verify then runs in a
 small pool of worker processes (math-verify's own timeouts use ``signal.alarm``, which raises off the
 main thread and cannot interrupt C code such as a huge integer power), forked from a server that imported
-it once: inside a worker a soft alarm of ``soft_timeout_s`` aborts slow sympy work; the parent kills and
+it once: inside a worker a soft alarm after ``soft_timeout_s`` of CPU time aborts slow sympy work; the parent kills and
 replaces a worker whose answer takes longer than ``hard_timeout_s``; and each call has a wall-time budget
 for the whole batch (``MathVerifier``: about ``min_budget_s`` once every worker is stuck, more only while
 pairs keep finishing), past which whatever is unfinished is ``None`` ("cannot be scored"), which TRL turns into NaN and a zero advantage. Nothing here raises for a bad completion.
@@ -269,7 +269,7 @@ def _serve_math_verify(read_fd: int, write_fd: int, soft_timeout_s: float) -> No
     def on_alarm(signum, frame):
         raise _SoftTimeout
 
-    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGPROF, on_alarm)
     requests, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     replies.send(_READY)
     while True:
@@ -282,7 +282,9 @@ def _serve_math_verify(read_fd: int, write_fd: int, soft_timeout_s: float) -> No
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu_limit = int(usage.ru_utime + usage.ru_stime + 4 * soft_timeout_s) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, resource.RLIM_INFINITY))
-        signal.setitimer(signal.ITIMER_REAL, soft_timeout_s)
+        signal.setitimer(
+            signal.ITIMER_PROF, soft_timeout_s
+        )  # CPU time: waiting for a busy core is not charged
         try:
             gold_parsed = parse(f"${gold}$", parsing_timeout=None) or parse(
                 f"$\\boxed{{{gold}}}$", parsing_timeout=None
@@ -296,7 +298,7 @@ def _serve_math_verify(read_fd: int, write_fd: int, soft_timeout_s: float) -> No
         except Exception:  # a parser bug on odd input is a wrong answer, not a crash
             result = False
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.setitimer(signal.ITIMER_PROF, 0)
         replies.send(result)
 
 
@@ -392,7 +394,7 @@ class MathVerifier:
     """math-verify in a small pool of worker processes, bounded per call; safe to call from any thread.
 
     ``check(pairs)`` returns, per (gold, answer) pair, True / False, or None when it could not be decided
-    in time. Bounds: a pair gets ``soft_timeout_s`` (an alarm inside the worker) and ``hard_timeout_s``
+    in time. Bounds: a pair gets ``soft_timeout_s`` of CPU time (an alarm inside the worker) and ``hard_timeout_s``
     (then its worker is killed and replaced). The whole call ends, every unfinished pair None and its
     worker replaced, once ``min_budget_s`` has passed and no pair has finished for ``patience_s`` (every
     worker is stuck), and at ``budget_s(len(pairs)) = max(min_budget_s, budget_per_pair_s * len(pairs))``
