@@ -39,6 +39,7 @@ GROUP_SIZE = 8
 TEMPERATURES = (0.7, 1.0)
 DATASETS = ("mawps", "svamp", "asdiv")
 BOOTSTRAP = 2000
+MIN_MIXED_FOR_CI = 3  # a bootstrap over one or two mixed problems is no interval
 # SmolLM2 prompt styles: folder -> instruction replacing the presets' step-by-step one (None: keep it).
 # "brief" is the instruction of icpo.wordproblems, the prompt icpo trains SmolLM2 with.
 PROMPTS = {"smollm2": None, "smollm2-brief": "brief"}
@@ -191,7 +192,9 @@ def statistics(confidence: list[float], correct: list[bool], finished: list[bool
         "truncated": 1 - sum(finished) / len(finished),
         "mixed_groups": int(len(mixed)),
         "within_group_auroc": none_if_nan(float(mixed.mean()) if len(mixed) else math.nan),
-        "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))] if len(means) else None,
+        "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+        if len(mixed) >= MIN_MIXED_FOR_CI
+        else None,
         "overconfident_error_rate": none_if_nan(overconfident_error_rate(c, ok, GROUP_SIZE)),
         **{f"groups_{k}": none_if_nan(v) for k, v in shares.items()},
     }
@@ -263,26 +266,30 @@ def report(out: Path, cells: list[dict[str, Any]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [c for c in cells if c["within_group_auroc"] is not None]
-    figure, axis = plt.subplots(figsize=(8, 0.45 * max(len(cells), 4) + 1.2))
+    figure, axis = plt.subplots(figsize=(10, 0.45 * max(len(cells), 4) + 1.2))
     for row, cell in enumerate(cells):
         if cell["within_group_auroc"] is None:
             axis.text(0.5, row, "no mixed group", ha="center", va="center", fontsize=8, color="grey")
             continue
-        low, high = cell["ci95"]
-        axis.errorbar(cell["within_group_auroc"], row, xerr=[[cell["within_group_auroc"] - low], [high - cell["within_group_auroc"]]],
-                      fmt="o", color="C0" if cell["model"].startswith("SmolLM2") else "C1", capsize=3)  # fmt: skip
+        auroc, ci = cell["within_group_auroc"], cell["ci95"]
+        error = None if ci is None else [[auroc - ci[0]], [ci[1] - auroc]]
+        color = "C0" if cell["model"].startswith("SmolLM2") else "C1"
+        axis.errorbar(auroc, row, xerr=error, fmt="o" if ci else "x", color=color, capsize=3)
     axis.axvline(0.5, color="grey", linestyle="--", linewidth=1)
     axis.set_yticks(range(len(cells)))
     axis.set_yticklabels(
-        [f"{c['model']} {c['data']} T={c['temperature']:g} ({c['mixed_groups']} mixed)" for c in cells],
+        [
+            f"{c['model'].replace('-135M-Instruct', '').replace(' prompt', '')} {c['data']} "
+            f"T={c['temperature']:g} ({c['mixed_groups']} mixed)"
+            for c in cells
+        ],
         fontsize=8,
     )
     axis.invert_yaxis()
     axis.set_xlim(0, 1)
-    axis.set_xlabel("within-group AUROC of confidence for correctness (bootstrap 95% CI over problems)")
+    axis.set_xlabel("within-group AUROC (dot: bootstrap 95% CI over problems; x: under 3 mixed problems)")
     axis.set_title(
-        f"Does the model's own confidence rank its right answers first? (G={GROUP_SIZE}; {len(shown)} cells defined)"
+        f"Is a right answer more confident than a wrong one to its prompt? (G={GROUP_SIZE})", fontsize=10
     )
     figure.tight_layout()
     figure.savefig(out / "premise.tmp.png", dpi=120)
