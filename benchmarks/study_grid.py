@@ -120,17 +120,22 @@ def run_grid(out: Path, seeds: list[int]) -> None:
         )
 
 
-def finished_results(out: Path) -> list[dict]:
-    """Every finished run of the grid's cells and variants (other runs in the folder are left out)."""
+def finished_results(out: Path, seeds: int) -> list[dict]:
+    """Every finished run of the grid's cells and variants with seed < ``seeds`` (other runs in the
+    folder are left out)."""
     results = [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
     settings, variants = [asdict(s) for s in cells()], [asdict(v) for v in VARIANTS.values()]
-    return [r for r in results if r["settings"] in settings and r["variant_options"] in variants]
+    return [
+        r
+        for r in results
+        if r["settings"] in settings and r["variant_options"] in variants and r["seed"] < seeds
+    ]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/grid")
-    parser.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (to run, or to report on)")
     parser.add_argument("--report", action="store_true", help="only write the report from finished runs")
     parser.add_argument("--docs", default="docs", help="where the report's markdown and PNGs go")
     args = parser.parse_args(argv)
@@ -145,7 +150,7 @@ def main(argv: list[str]) -> int:
             )
     from icpo.report import grid_summary, write_grid_report
 
-    results = finished_results(out)
+    results = finished_results(out, args.seeds)
     report = write_grid_report(Path(args.docs), results, VARIANTS)
     summary = grid_summary(results, {v.name: label for label, v in VARIANTS.items()})
     compared = [label for label in VARIANTS if label != "grpo"]
