@@ -18,23 +18,16 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from icpo.experiment import (
-    RESULT,
-    StudySettings,
-    Variant,
-    load_finished,
-    run_folder_name,
-    run_rl,
-    warm_start_for,
-)
+from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
 from icpo.runfolder import write_atomically
+from icpo.study import load_finished, run_folder_name, warm_start_for
 
 # Noise 0.2 is left out for time (the first study in docs/results.md measured it with 8 seeds): on the
 # shared 2-core machine a run took 19-37 s, so 6 cells x 5 methods would have allowed only 3-4 seeds.
 NOISES = (0.0, 0.4)
 STARTS = (0.1, 0.4)  # target held-out greedy accuracy of the warm start: sparse and denser rewards
 VARIANTS = {
-    "grpo": Variant(),
+    "grpo": GRPO,
     "advantage": Variant(alpha=0.5, combine="advantage"),  # the default
     "reward": Variant(alpha=0.5, combine="reward"),  # the paper's reading
     "linear": Variant(alpha=0.5, combine="advantage", schedule="linear"),  # alpha decays to 0

@@ -41,7 +41,11 @@ def icpo_fails(capsys):
 
     def run(*args: str) -> str:
         capsys.readouterr()
-        assert icpo.cli.main(list(args)) == 2
+        try:
+            status = icpo.cli.main(list(args))
+        except SystemExit as exit:  # a usage error found by the argument parser
+            status = exit.code
+        assert status == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1, lines  # one clear line, no traceback
         return lines[0]

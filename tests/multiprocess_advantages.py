@@ -1,4 +1,4 @@
-"""Run under `accelerate launch --num_processes 2`: three ICPO steps whose groups span both processes.
+"""Run under `accelerate launch --num_processes 2`: two ICPO steps (max_steps=2) whose groups span both processes.
 
 Writes, per step, the gathered rewards and confidences and the advantages each process trained on
 (gathered in process order) to the JSON file named by argv[3]. Used by tests/test_trl.py.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+from icpo.core import sequence_confidence
 from icpo.trl import ICPOConfig, ICPOTrainer
 from tests.trl_setup import config_kwargs, length_reward, prompt_dataset, summed_rewards
 
@@ -29,7 +30,9 @@ def main(model_dir: str, output_dir: str, dump_path: str) -> None:
     def recording(inputs):
         batch = score(inputs)
         rewards = summed_rewards(trainer._gathered_rewards_per_func)
-        confidence = trainer.accelerator.gather(trainer._completion_confidence(batch))
+        # The trainer took its confidences from generation; the reference recomputes them with a forward pass.
+        local = sequence_confidence(trainer._policy_logps(batch), batch["completion_mask"])
+        confidence = trainer.accelerator.gather(local)
         steps.append(
             {
                 "rewards": rewards.tolist(),

@@ -13,11 +13,11 @@ from transformers import AutoModelForCausalLM
 from trl import GRPOConfig, GRPOTrainer
 
 from icpo import models
-from icpo.rewards import number_reward
+from icpo.rewards import completion_text, number_reward
 from icpo.trl import ICPOConfig, ICPOTrainer
 from icpo.wordproblems import chat_rows, load_word_problems
 from tests.test_trl import losses, record_steps
-from tests.trl_setup import config_kwargs, digit_reward
+from tests.trl_setup import config_kwargs
 
 pytestmark = pytest.mark.slow
 
@@ -36,13 +36,18 @@ def word_problems(shared_benchmarks) -> Dataset:
     return Dataset.from_list(chat_rows(load_word_problems(["mawps"], shared_benchmarks)[:2]))
 
 
+def digit_reward(completions, **_) -> list[float]:
+    """1 when the (chat) completion holds a digit: a varied signal beside the sparse number reward."""
+    return [float(any(ch.isdigit() for ch in completion_text(c))) for c in completions]
+
+
 def trainer(cls, config_cls, model_dir: str, dataset: Dataset, output_dir, **overrides):
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     models.train_only_top_layers(model, 2)
-    settings = config_kwargs(
-        output_dir, per_device_train_batch_size=8, num_generations=4, max_completion_length=12,
-        learning_rate=1e-5, max_steps=1, beta=0.0, **overrides,
-    )  # fmt: skip
+    cheap = dict(
+        per_device_train_batch_size=8, num_generations=4, max_completion_length=12, learning_rate=1e-5
+    )
+    settings = config_kwargs(output_dir, **{**cheap, "max_steps": 1, "beta": 0.0, **overrides})
     # digit_reward beside the number reward: a varied signal, so that equality below is not 0 == 0
     return cls(
         model=model,

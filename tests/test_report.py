@@ -17,9 +17,21 @@ def test_paired_difference_matches_hand_computation():
     mean, low, high = paired_difference([0.1, 0.3, 0.2])  # sd = 0.1, n = 3, t_{0.975,2} = 4.303
     half = 4.303 * 0.1 / math.sqrt(3)
     assert mean == pytest.approx(0.2)
-    assert (low, high) == pytest.approx((0.2 - half, 0.2 + half))
+    assert (low, high) == pytest.approx(
+        (0.2 - half, 0.2 + half), rel=1e-3
+    )  # the table rounds t to 3 decimals
     single = paired_difference([0.5])
     assert single[0] == 0.5 and math.isnan(single[1]) and math.isnan(single[2])
+
+
+@pytest.mark.parametrize("n", [2, 5, 30, 31, 40, 200])
+def test_interval_is_the_one_sample_t_interval_for_any_number_of_seeds(n):
+    """Against scipy's own one-sample t test (beyond 31 seeds the old table fell back to 1.96)."""
+    from scipy.stats import ttest_1samp
+
+    values = [math.sin(3.7 * i) for i in range(n)]
+    want = ttest_1samp(values, 0.0).confidence_interval(0.95)
+    assert paired_difference(values)[1:] == pytest.approx((want.low, want.high), rel=1e-9)
 
 
 @given(st.lists(st.floats(-1, 1), min_size=2, max_size=40))
@@ -142,10 +154,10 @@ def test_steps_to_target_is_the_first_evaluation_past_the_margin_or_nan():
 
 
 def test_grid_report_writes_tables_that_say_undefined_and_a_heat_map(tmp_path):
-    from icpo.experiment import Variant
     from icpo.report import write_grid_report
+    from icpo.rl_run import GRPO, Variant
 
-    variants = {"grpo": Variant(), "icpo": Variant(alpha=0.5)}
+    variants = {"grpo": GRPO, "icpo": Variant(alpha=0.5)}
     names = {label: v.name for label, v in variants.items()}
     results = [
         _grid_result(names[v], s, start, noise, acc + (0.03 * s if v == "icpo" else 0.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -19,6 +20,7 @@ from icpo.rewards import (
     completion_text,
     extract_choice,
     extract_final_number,
+    extract_math_answer,
     grade_many,
     last_boxed,
     make_reward,
@@ -155,10 +157,10 @@ def test_pathological_completions_are_bounded_off_the_main_thread():
 
 
 def test_hard_timeout_replaces_a_stuck_worker_from_a_thread():
-    verifier = MathVerifier(soft_timeout_s=0.5, hard_timeout_s=1.0)
+    verifier = MathVerifier(workers=1, soft_timeout_s=0.5, hard_timeout_s=1.0)
     try:
         assert verifier.check([("1", "1")]) == [True]
-        os.kill(verifier._process.pid, signal.SIGSTOP)  # a worker stuck where no alarm can reach it
+        os.kill(verifier._pool[0].pid, signal.SIGSTOP)  # a worker stuck where no alarm can reach it
         results = []
         worker = threading.Thread(target=lambda: results.append(verifier.check([("2", "2")])))
         started = time.monotonic()
@@ -171,12 +173,61 @@ def test_hard_timeout_replaces_a_stuck_worker_from_a_thread():
 
 
 def test_soft_timeout_gives_none_without_a_restart():
-    verifier = MathVerifier(soft_timeout_s=0.5, hard_timeout_s=5.0)
+    verifier = MathVerifier(workers=1, soft_timeout_s=0.5, hard_timeout_s=5.0)
     try:
         verifier.check([("1", "1")])
-        pid = verifier._process.pid
+        pid = verifier._pool[0].pid
         assert verifier.check([("1", "10^{10^{10^{10}}}")]) == [None]
-        assert verifier._process.pid == pid
+        assert verifier._pool[0].pid == pid
+    finally:
+        verifier.close()
+
+
+POWER_TOWERS = [r"\boxed{9^{9^{9^{9^{9}}}}}", r"\boxed{10^{10^{10}}}", r"\boxed{2^{2^{100}}}"] * 7
+
+
+def test_a_batch_with_power_towers_stays_within_its_budget_and_grades_the_rest(shared_benchmarks):
+    """21 power towers beside 43 real MATH-500 solutions in one call: the towers come back unscorable,
+    every solution is graded right, the call ends within its budget, and so does the next one (replaced
+    workers are forked, not re-imported). Timing figures: benchmarks/bench_grading.py."""
+    rows = [json.loads(line) for line in (shared_benchmarks / "math500.jsonl").open()][:43]
+    completions = [row["solution"] for row in rows] + [f"So the answer is {t}." for t in POWER_TOWERS]
+    golds = [row["answer"] for row in rows] + ["1"] * len(POWER_TOWERS)
+    verifier = MathVerifier(workers=3)
+    try:
+        verifier.check([("1", "1")])  # started outside the measured calls
+        pairs = [(gold, extract_math_answer(text)) for text, gold in zip(completions, golds, strict=True)]
+        for _ in range(2):
+            started = time.monotonic()
+            results = verifier.check(pairs)
+            assert time.monotonic() - started < verifier.budget_s(len(pairs)) + 10  # never a stall
+            assert results[:43] == [True] * 43
+            assert results[43:] == [None] * 21
+    finally:
+        verifier.close()
+
+
+def test_power_towers_through_math_reward_are_unscorable_and_the_rest_right():
+    rewards = math_reward(
+        ["q"] * 4,
+        [POWER_TOWERS[0], r"so \boxed{\frac12}", POWER_TOWERS[1], "no answer"],
+        answer=["1", "0.5", "1", "3"],
+    )
+    assert rewards == [None, 1.0, None, 0.0]
+
+
+def test_killed_workers_cost_at_most_their_pairs():
+    verifier = MathVerifier(workers=2)
+    try:
+        verifier.check([("1", "1")])
+        for worker in verifier._pool:
+            os.kill(worker.pid, signal.SIGKILL)  # as the out-of-memory killer would
+        expected = [True, False, True, True, False, True]
+        pairs = [("1", "1"), ("2", "3"), (r"\frac{1}{2}", "0.5"), ("4", "4"), ("x", "y"), ("2x", "x+x")]
+        results = verifier.check(pairs)
+        assert results.count(None) <= 2  # at most the pairs in flight on the dead workers
+        assert all(r is None or r == e for r, e in zip(results, expected, strict=True))
+        assert verifier.check(pairs) == expected  # and the pool is whole again
     finally:
         verifier.close()
 

@@ -4,6 +4,7 @@ multi-process groups, and checkpoint/resume."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from datasets import Dataset
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
@@ -58,9 +60,11 @@ def losses(trainer: GRPOTrainer) -> list[float]:
     return [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
 
 
-def test_alpha_zero_reproduces_trl_grpo_bit_for_bit(tiny_policy, tmp_path):
+@pytest.mark.parametrize("generation_logps", [True, False], ids=["recorded-logps", "no-free-logps"])
+def test_alpha_zero_reproduces_trl_grpo_bit_for_bit(tiny_policy, tmp_path, monkeypatch, generation_logps):
     """Same seed, same data: TRL's GRPOTrainer and ICPOTrainer(icpo_alpha=0) give identical advantages and
-    losses over three steps, unscorable (None) rewards included."""
+    losses over three steps, unscorable (None) rewards included; and alpha = 0 never costs a forward pass,
+    even where generation gives no log-probs."""
     grpo = GRPOTrainer(
         model=str(tiny_policy),
         reward_funcs=[length_reward],
@@ -76,6 +80,9 @@ def test_alpha_zero_reproduces_trl_grpo_bit_for_bit(tiny_policy, tmp_path):
         args=ICPOConfig(**config_kwargs(tmp_path / "icpo", icpo_alpha=0.0)),
         train_dataset=prompt_dataset(),
     )
+    if not generation_logps:
+        monkeypatch.setattr(icpo, "_can_record_generation_logps", lambda: False)
+    monkeypatch.setattr(icpo, "_policy_logps", lambda batch: pytest.fail("alpha = 0 ran a forward pass"))
     icpo_steps = record_steps(icpo)
     icpo.train()
 
@@ -84,14 +91,18 @@ def test_alpha_zero_reproduces_trl_grpo_bit_for_bit(tiny_policy, tmp_path):
         assert torch.equal(grpo_step["advantages"], icpo_step["advantages"])
     assert any(step["advantages"].abs().sum() > 0 for step in grpo_steps), "the run must produce a signal"
     assert losses(grpo) == losses(icpo)
+    confidence_means = [e["icpo/confidence_mean"] for e in icpo.state.log_history if "icpo/alpha" in e]
+    assert len(confidence_means) == 3
+    # NaN is logged as None: with no free log-probs, alpha = 0 computes no confidence at all
+    assert all((c is not None and math.isfinite(c)) == generation_logps for c in confidence_means)
 
 
 @pytest.mark.parametrize(
     ("steps_per_generation", "confidence_source"),
-    [(1, "extra forward pass"), (2, "TRL's old_per_token_logps")],
+    [(1, "generation"), (1, "forward"), (2, "TRL's old_per_token_logps")],
 )
 def test_alpha_positive_equals_core_on_the_same_rewards_and_logps(
-    tiny_policy, tmp_path, steps_per_generation, confidence_source
+    tiny_policy, tmp_path, monkeypatch, steps_per_generation, confidence_source
 ):
     args = ICPOConfig(
         **config_kwargs(
@@ -110,6 +121,8 @@ def test_alpha_positive_equals_core_on_the_same_rewards_and_logps(
         args=args,
         train_dataset=prompt_dataset(),
     )
+    if confidence_source == "forward":  # as on a generation path that records nothing (e.g. paged)
+        monkeypatch.setattr(trainer, "_can_record_generation_logps", lambda: False)
     extra_passes = []
     policy_logps = trainer._policy_logps
     trainer._policy_logps = lambda batch: extra_passes.append(1) or policy_logps(batch)
@@ -117,10 +130,8 @@ def test_alpha_positive_equals_core_on_the_same_rewards_and_logps(
     trainer.train()
 
     assert len(steps) == 2
-    if confidence_source == "TRL's old_per_token_logps":
-        assert not extra_passes, "log-probs TRL already computed must be reused"
-    else:
-        assert len(extra_passes) == 2
+    assert len(extra_passes) == (2 if confidence_source == "forward" else 0)
+    assert trainer._logged_sources == {confidence_source}
     for step in steps:
         rewards = summed_rewards(step["rewards_per_func"])
         expected = icpo_advantages(
@@ -234,6 +245,93 @@ def test_trainer_requires_icpo_config(tiny_policy, tmp_path):
             args=GRPOConfig(**config_kwargs(tmp_path)),
             train_dataset=prompt_dataset(),
         )
+
+
+@pytest.fixture(scope="module")
+def eos_prone_policy(tiny_policy, tmp_path_factory) -> Path:
+    """The tiny policy with its EOS logit raised where the final hidden state aligns with the norm's gain, so
+    that some completions end early and others run to the length limit."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_policy)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_policy)
+    with torch.no_grad():
+        model.lm_head.weight[tokenizer.eos_token_id] += 0.3 * model.model.norm.weight
+    path = tmp_path_factory.mktemp("eos-prone-policy")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        {"temperature": 0.7, "top_k": 20, "top_p": 0.9, "repetition_penalty": 1.3},
+        {"temperature": 1.6, "min_p": 0.05},
+    ],
+    ids=["T0.7-topk-topp-penalty", "T1.6-minp"],
+)
+def test_log_probs_recorded_during_generation_equal_the_forward_pass(eos_prone_policy, tmp_path, sampling):
+    """On-policy, the confidences come from the generation TRL runs (no forward pass) and equal, token by
+    token, TRL's own scoring forward pass: the policy at the training temperature, whatever top-k/top-p,
+    min-p or penalty shaped the sampling; with left-padded prompts of different lengths and completions
+    that end with EOS before the length limit."""
+    prompts = ["1+2=", "12+345=", "7=", "100+2000="] * 4
+    args = ICPOConfig(
+        **config_kwargs(tmp_path, icpo_alpha=0.5, max_steps=3, max_completion_length=16, **sampling)
+    )
+    trainer = ICPOTrainer(
+        model=str(eos_prone_policy),
+        reward_funcs=[digit_reward],
+        args=args,
+        train_dataset=Dataset.from_dict({"prompt": prompts}),
+    )
+    compared = []
+    token_logps = trainer._token_logps
+    forward = trainer._policy_logps
+    trainer._policy_logps = lambda batch: pytest.fail("on-policy ICPO ran an extra forward pass")
+
+    def compare(batch, alpha):
+        recorded, source = token_logps(batch, alpha)
+        assert source == "generation"
+        mask = batch["completion_mask"].bool()
+        reference = forward(batch)
+        assert recorded.shape == reference.shape
+        torch.testing.assert_close(recorded[mask], reference[mask], atol=2e-5, rtol=1e-5)
+        assert (recorded[~mask] == 0).all()
+        compared.append((batch["completion_mask"].sum(1), (batch["prompt_mask"] == 0).sum(1)))
+        return recorded, source
+
+    trainer._token_logps = compare
+    trainer.train()
+
+    assert len(compared) == 3
+    lengths = torch.cat([length for length, _ in compared])
+    left_padding = torch.cat([padding for _, padding in compared])
+    assert (lengths < 16).any() and (lengths == 16).any(), "need completions ending early and at the limit"
+    assert (left_padding > 0).any()
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        (lambda n: ["1.0"] * n, r"reward function 'text_reward' returned str '1.0' for completion 0"),
+        (lambda n: None, r"reward function 'text_reward' returned NoneType None"),
+        (lambda n: [[1.0]] * n, r"reward function 'text_reward' returned list \[1.0\] for completion 0"),
+    ],
+)
+def test_a_reward_function_returning_the_wrong_type_is_named(tiny_policy, tmp_path, returned, message):
+    def text_reward(completions, **_):
+        return returned(len(completions))
+
+    trainer = ICPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=[digit_reward, text_reward],
+        args=ICPOConfig(**config_kwargs(tmp_path, max_steps=1)),
+        train_dataset=prompt_dataset(),
+    )
+    with pytest.raises(TypeError, match=message):
+        trainer.train()
 
 
 def test_the_logged_metrics_leave_an_unscorable_row_out_as_in_the_verl_engine():

@@ -2,39 +2,22 @@
 
 Each command lives in the module that owns its idea; that module exposes ``register(subparsers)``
 (adds its sub-commands, each with ``set_defaults(run=callable)``) and keeps heavy imports inside
-functions so that ``icpo --help`` stays fast.
+functions so that ``icpo --help`` stays fast. Command modules import what they share from
+``icpo.command``, never from this module.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
-from collections.abc import Callable
-from typing import Any
 
-COMMAND_MODULES = ("icpo.experiment", "icpo.recipe", "icpo.eval.cli")
+from icpo.command import OneLineParser
 
-
-def checked_command(
-    prepare: Callable[[argparse.Namespace], Any], execute: Callable[[argparse.Namespace, Any], int]
-) -> Callable[[argparse.Namespace], int]:
-    """A command runner: ``prepare(args)`` checks the input and does no work; a ValueError or
-    FileNotFoundError it raises becomes one ``icpo COMMAND: error: ...`` line and exit status 2; then ``execute(args, prepared)``."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            prepared = prepare(args)
-        except (ValueError, FileNotFoundError) as error:
-            print(f"icpo {args.command}: error: {error}", file=sys.stderr)
-            return 2
-        return execute(args, prepared)
-
-    return run
+COMMAND_MODULES = ("icpo.study_cli", "icpo.recipe", "icpo.eval.cli")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="icpo", description="ICPO for RL with verifiable rewards.")
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="icpo", description="ICPO for RL with verifiable rewards.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)

@@ -17,6 +17,10 @@ The algorithm, top to bottom (docs/method.md has the full story):
    with GRPO(x)_i = (x_i - mean_g x) / (std x + eps), std over the group ("group"), the batch
    ("batch"), or no scaling ("none"). alpha = 0 gives GRPO exactly (``grpo_advantages``).
 
+Inputs are tensors; a list or a numpy array is taken through ``torch.as_tensor`` (anything else is a
+TypeError naming the argument). Option values are checked once, in ``ICPOOptions.validate``'s terms: a
+bool, a string or NaN where a number belongs is refused with a message naming the option.
+
 Invalid inputs never poison a group:
 - a NaN (or infinite) reward marks an unscorable row: its advantage is exactly 0 and it is left out
   of the group mean and std (TRL's convention) and of the preference step;
@@ -28,76 +32,143 @@ Invalid inputs never poison a group:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from numbers import Integral, Real
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import torch
 
+# The choices of each ICPO option: the Literal types are the one list; the tuples are read from them.
 Method = Literal["bt", "rank"]
 Combine = Literal["reward", "advantage", "fallback"]
-Scale = Literal["group", "batch", "none"]
 Direction = Literal["low", "high"]
 Schedule = Literal["constant", "linear"]
+Scale = Literal["group", "batch", "none"]
 
-METHODS: tuple[str, ...] = ("bt", "rank")
-COMBINES: tuple[str, ...] = ("reward", "advantage", "fallback")
-SCALES: tuple[str, ...] = ("group", "batch", "none")
-DIRECTIONS: tuple[str, ...] = ("low", "high")
-SCHEDULES: tuple[str, ...] = ("constant", "linear")
+METHODS: tuple[str, ...] = get_args(Method)
+COMBINES: tuple[str, ...] = get_args(Combine)
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+SCALES: tuple[str, ...] = get_args(Scale)
 
 NEUTRAL_PREFERENCE = 0.5
 
 
+def _option(default: Any, help: str, minimum: float | None = None, above: float | None = None) -> Any:
+    """An ``ICPOOptions`` field: its default, its help text, and for a number its lower bound
+    (``minimum``: value >= minimum, ``above``: value > above). A Literal type gives the choices."""
+    return field(default=default, metadata={"help": help, "minimum": minimum, "above": above})
+
+
 @dataclass(frozen=True)
 class ICPOOptions:
-    """The ICPO options and their defaults, shared by every engine (TRL, verl, the study commands).
+    """The ICPO options: the one list of their names, types, choices, defaults and help texts.
 
-    alpha: weight of the preference score (0 gives GRPO); schedule: ``constant`` or ``linear`` (decay to 0
-    over the run); method: ``bt`` or ``rank``; tau: Bradley-Terry temperature; combine: ``advantage``
-    (GRPO(r) + alpha (p - mean p)), ``reward`` (GRPO(r + alpha p)) or ``fallback`` (ours: ``advantage``
-    in groups whose rewards are all equal, plain GRPO elsewhere); direction: ``low`` (the paper) or
-    ``high`` (ablation); correct_threshold: diagnostics only, a reward at or above it counts as correct.
-    The defaults are the ones docs/results.md chose from measurements.
+    Every engine takes them whole: ``icpo.trl.ICPOConfig`` (as ``icpo_<name>``, the schedule as
+    ``icpo_alpha_schedule``), verl's ``algorithm.icpo.<name>`` (``icpo.verl.estimator.ICPOSettings``), and the
+    flags of ``icpo demo``/``icpo compare``. The defaults are the ones docs/results.md chose from measurements.
     """
 
-    alpha: float = 0.5
-    schedule: str = "constant"
-    method: str = "bt"
-    tau: float = 1.0
-    combine: str = "advantage"
-    direction: str = "low"
-    correct_threshold: float = 0.5
+    alpha: float = _option(
+        0.5, "weight of the confidence preference score; 0 gives GRPO exactly", minimum=0.0
+    )
+    schedule: Schedule = _option("constant", "alpha schedule: constant, or linear decay to 0 over the run")
+    method: Method = _option(
+        "bt", "preference score: bt (Bradley-Terry over z-scored confidence) or rank (confidence rank)"
+    )
+    tau: float = _option(1.0, "temperature of the Bradley-Terry comparison (method bt)", above=0.0)
+    combine: Combine = _option(
+        "advantage",
+        "advantage: GRPO(r) + alpha (p - mean p); reward: GRPO(r + alpha p); fallback (ours): advantage in "
+        "groups whose rewards are all equal, plain GRPO elsewhere",
+    )
+    direction: Direction = _option(
+        "low", "low favours the less confident responses (the paper); high reverses it (ablation)"
+    )
+    correct_threshold: float = _option(
+        0.5, "diagnostics only: a reward at or above it counts as a correct answer"
+    )
 
     def validate(self, spelt: Callable[[str], str] = str) -> None:
         """Raise a ValueError naming the first bad option as the user spelt it: ``spelt(name)``
         (``"icpo_alpha"`` in a TRL config, ``"algorithm.icpo.alpha"`` in verl's, ``"--alpha"`` on the CLI)."""
-        for name, choices in (
-            ("schedule", SCHEDULES),
-            ("method", METHODS),
-            ("combine", COMBINES),
-            ("direction", DIRECTIONS),
-        ):
-            value = getattr(self, name)
-            if value not in choices:
-                raise ValueError(f"{spelt(name)}={value!r} is not supported; choose one of {choices}.")
-        if not (isinstance(self.alpha, numbers.Real) and 0 <= self.alpha < math.inf):
-            raise ValueError(f"{spelt('alpha')} must be a finite number >= 0, got {self.alpha!r}.")
-        if not (isinstance(self.tau, numbers.Real) and 0 < self.tau < math.inf):
-            raise ValueError(f"{spelt('tau')} must be a finite number > 0, got {self.tau!r}.")
+        for option in fields(self):
+            value = getattr(self, option.name)
+            if option.name in OPTION_CHOICES:
+                check_choice(spelt(option.name), value, OPTION_CHOICES[option.name])
+            else:
+                check_number(spelt(option.name), value, option.metadata["minimum"], option.metadata["above"])
+
+    def alpha_at(self, step: int, total_steps: int) -> float:
+        """alpha in force at ``step`` of ``total_steps`` under this schedule (``scheduled_alpha``)."""
+        return scheduled_alpha(self.alpha, self.schedule, step, total_steps)
+
+    def advantages(
+        self,
+        rewards: torch.Tensor,
+        confidence: torch.Tensor,
+        group_size: int,
+        alpha: float,
+        scale: Scale = "group",
+        eps: float = 1e-4,
+    ) -> torch.Tensor:
+        """``icpo_advantages`` with these options and the ``alpha`` in force (see ``alpha_at``)."""
+        return icpo_advantages(
+            rewards,
+            confidence,
+            group_size,
+            alpha=alpha,
+            method=self.method,
+            tau=self.tau,
+            direction=self.direction,
+            combine=self.combine,
+            scale=scale,
+            eps=eps,
+        )
 
 
 OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in fields(ICPOOptions))
+OPTION_TYPES: dict[str, Any] = get_type_hints(ICPOOptions)
+# The choices of every option with a Literal type, e.g. OPTION_CHOICES["method"] == METHODS.
+OPTION_CHOICES: dict[str, tuple[str, ...]] = {
+    name: get_args(kind) for name, kind in OPTION_TYPES.items() if get_origin(kind) is Literal
+}
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise a ValueError unless ``value`` is one of ``choices``."""
+    if not (isinstance(value, str) and value in choices):
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {choices}.")
+
+
+def check_number(name: str, value: Any, minimum: float | None = None, above: float | None = None) -> None:
+    """Raise a ValueError unless ``value`` is a finite real number (not a bool, not a string) within the
+    bound: ``>= minimum`` or ``> above``."""
+    bound = f" >= {minimum:g}" if minimum is not None else f" > {above:g}" if above is not None else ""
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (minimum is None or value >= minimum) and (above is None or value > above)
+    if not ok:
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}.")
+
+
+def as_tensor(name: str, value: Any) -> torch.Tensor:
+    """``value`` as a tensor: a tensor as it is, a list or a numpy array through ``torch.as_tensor``;
+    anything else is a TypeError naming the argument."""
+    if isinstance(value, torch.Tensor):
+        return value
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(
+            f"{name} must be a tensor, a numpy array or a list of numbers, got {type(value).__name__} "
+            f"{value!r:.60}."
+        ) from None
+
+
 # Confidences are mean log-probs (<= 0, in practice > -100). Clamping keeps the z-score arithmetic
 # finite for adversarial inputs without changing the order of any realistic pair.
 _CONFIDENCE_CLAMP = 1e6
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of {choices}.")
 
 
 def _check_layout(group_size: int, *tensors: tuple[str, torch.Tensor]) -> int:
@@ -154,6 +225,7 @@ def sequence_confidence(token_logps: torch.Tensor, mask: torch.Tensor) -> torch.
         [B] float32. NaN marks "no confidence": a row with no completion tokens or a non-finite
         log-prob under its mask. Downstream functions treat NaN as "takes no part".
     """
+    token_logps, mask = as_tensor("token_logps", token_logps), as_tensor("mask", mask)
     if token_logps.dim() != 2 or token_logps.shape != mask.shape:
         raise ValueError(
             f"token_logps {tuple(token_logps.shape)} and mask {tuple(mask.shape)} must both be [batch, tokens] "
@@ -206,10 +278,10 @@ def preference_scores(
     Rows with a non-finite confidence, and every row of a group with fewer than two finite
     confidences, get the neutral 0.5. Both methods have group mean 0.5 over participating rows.
     """
-    _check_choice("method", method, METHODS)
-    _check_choice("direction", direction, DIRECTIONS)
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0 (it divides the z-score gap), got {tau!r}.")
+    check_choice("method", method, METHODS)
+    check_choice("direction", direction, DIRECTIONS)
+    check_number("tau", tau, above=0.0)
+    confidence = as_tensor("confidence", confidence)
     num_groups = _check_layout(group_size, ("confidence", confidence))
 
     c = confidence.float().reshape(num_groups, group_size)
@@ -220,9 +292,12 @@ def preference_scores(
     num_valid = valid.sum(dim=1, keepdim=True)
     peers = (num_valid - 1).clamp(min=1)
 
-    # Pairwise terms over [N, i, j], summed over j. A row without confidence is moved to where it never wins a comparison
-    # (z_j = -inf, c_j = +inf), so it adds nothing to its peers' sums; each row's comparison with itself
-    # adds exactly 0.5 and is subtracted. This keeps the [N, G, G] work to three elementwise passes.
+    # Pairwise terms over [N, i, j], summed over j. A row without confidence is moved to where it never wins a
+    # comparison and counts for nothing in its peers' scores: bt puts it at z_j = -inf, so its term
+    # sigmoid(z_j - z_i) is 0; rank puts it at c_j = +inf, so its term sign(c_i - c_j) is -1, which the shift
+    # (sign + 1) / 2 below turns into 0. Each row's comparison with itself counts exactly 0.5 and is
+    # subtracted; the excluded row's own score is replaced by the neutral 0.5 at the end. This keeps the
+    # [N, G, G] work to three elementwise passes.
     if method == "bt":
         mean = c.sum(dim=1, keepdim=True) / num_valid.clamp(min=1)
         centred = torch.where(valid, c - mean, torch.zeros_like(c))
@@ -281,11 +356,11 @@ def icpo_advantages(
     (non-finite reward) get exactly 0 and are excluded from every group statistic. ``eps`` defaults
     to TRL's 1e-4 (verl uses 1e-6).
     """
-    _check_choice("combine", combine, COMBINES)
-    _check_choice("scale", scale, SCALES)
+    check_choice("combine", combine, COMBINES)
+    check_choice("scale", scale, SCALES)
+    rewards, confidence = as_tensor("rewards", rewards), as_tensor("confidence", confidence)
     num_groups = _check_layout(group_size, ("rewards", rewards), ("confidence", confidence))
-    if not (isinstance(alpha, Real) and math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}.")
+    check_number("alpha", alpha, minimum=0.0)
     alpha = float(alpha)
 
     r = rewards.float()
@@ -315,13 +390,14 @@ def grpo_advantages(
     rewards: torch.Tensor, group_size: int, scale: Scale = "group", eps: float = 1e-4
 ) -> torch.Tensor:
     """GRPO advantages A_i = (r_i - mean_g r) / (std r + eps): ICPO's alpha = 0 case, same code path."""
+    rewards = as_tensor("rewards", rewards)
     no_confidence = torch.full_like(rewards, float("nan"), dtype=torch.float32)
     return icpo_advantages(rewards, no_confidence, group_size, alpha=0.0, scale=scale, eps=eps)
 
 
 def scheduled_alpha(alpha: float, schedule: Schedule, step: int, total_steps: int) -> float:
     """alpha in force at ``step``: constant, or linear decay alpha * max(0, 1 - step / total_steps)."""
-    _check_choice("schedule", schedule, SCHEDULES)
+    check_choice("schedule", schedule, SCHEDULES)
     if schedule == "constant" or total_steps <= 0:
         return float(alpha)
     return float(alpha) * max(0.0, 1.0 - step / total_steps)
@@ -333,6 +409,7 @@ def scheduled_alpha(alpha: float, schedule: Schedule, step: int, total_steps: in
 def rank_flip_rate(rewards: torch.Tensor, advantages: torch.Tensor, group_size: int) -> float:
     """Fraction of same-group pairs with different (finite) rewards whose advantage order disagrees
     with the reward order (reversed or tied). 0 when no such pair exists."""
+    rewards, advantages = as_tensor("rewards", rewards), as_tensor("advantages", advantages)
     num_groups = _check_layout(group_size, ("rewards", rewards), ("advantages", advantages))
     r = rewards.float().reshape(num_groups, group_size)
     a = advantages.float().reshape(num_groups, group_size)
@@ -351,6 +428,7 @@ def _mixed_groups(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Grids ``[groups, G]`` of confidence, right and wrong (rows with a finite confidence only), and the
     ``[groups]`` mask of mixed groups: those holding at least one right and one wrong answer."""
+    confidence, correct = as_tensor("confidence", confidence), as_tensor("correct", correct)
     num_groups = _check_layout(group_size, ("confidence", confidence), ("correct", correct))
     c = confidence.float().reshape(num_groups, group_size)
     scored = torch.isfinite(c)
@@ -406,7 +484,10 @@ def group_outcome_shares(
     """Shares of groups whose scored rows are all wrong, mixed, or all right (NaN each when no group has a
     scored row). ``scored`` marks the rows that count (default: all); GRPO has no signal in the first
     and the last kind."""
-    scored = torch.ones_like(correct, dtype=torch.bool) if scored is None else scored.bool()
+    correct = as_tensor("correct", correct)
+    scored = (
+        torch.ones_like(correct, dtype=torch.bool) if scored is None else as_tensor("scored", scored).bool()
+    )
     num_groups = _check_layout(group_size, ("correct", correct), ("scored", scored))
     ok = correct.bool().reshape(num_groups, group_size)
     counted = scored.reshape(num_groups, group_size)
@@ -435,6 +516,8 @@ def step_metrics(
     Unscorable rows (NaN reward) are left out of every statistic. A reward >= ``correct_threshold``
     counts as correct. Keys: alpha, confidence_mean, confidence_std, rank_flip_rate,
     overconfident_error_rate, within_group_auroc, mixed_group_share (NaN where undefined)."""
+    rewards, confidence = as_tensor("rewards", rewards), as_tensor("confidence", confidence)
+    advantages = as_tensor("advantages", advantages)
     scored = torch.isfinite(rewards)
     scored_confidence = torch.where(
         scored, confidence.float(), torch.full_like(confidence, math.nan, dtype=torch.float32)

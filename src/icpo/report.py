@@ -1,6 +1,6 @@
 """The study report: curves averaged across seeds, a summary table, paired differences, CSV and JSON.
 
-Input: the run results written by ``icpo.experiment.run_rl`` (one dict per (variant, seed)). Output, in
+Input: the run results written by ``icpo.rl_run.run_rl`` (one dict per (variant, seed)). Output, in
 the study folder, all written atomically:
 
 - ``{name}.md``: the summary table (mean over seeds of each final metric), the paired difference of each
@@ -11,7 +11,7 @@ the study folder, all written atomically:
 - ``{name}.csv``: one row per run with its final metrics; ``{name}.json``: the summary.
 
 Paired difference over seeds s = 1..n: d_s = metric(variant, s) - metric(baseline, s);
-mean d +- t_{0.975, n-1} * sd(d) / sqrt(n).
+mean d +- t_{0.975, n-1} * sd(d) / sqrt(n), the Student-t quantile from scipy.
 """
 
 from __future__ import annotations
@@ -20,17 +20,11 @@ import csv
 import io
 import json
 import math
-import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-# Two-sided 95% quantiles t_{0.975, df} of Student's t for df = 1..30 (standard tables); 1.96 beyond.
-_T_975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+from icpo.runfolder import write_atomically
 
 CURVES = (
     ("accuracy", "held-out greedy accuracy", "eval_curve"),
@@ -46,15 +40,11 @@ def paired_difference(differences: list[float]) -> tuple[float, float, float]:
     mean = sum(differences) / n
     if n < 2:
         return mean, math.nan, math.nan
+    from scipy.stats import t
+
     sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
-    half = (_T_975[n - 2] if n - 1 <= len(_T_975) else 1.96) * sd / math.sqrt(n)
+    half = float(t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
     return mean, mean - half, mean + half
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_bytes(data)
-    os.replace(staging, path)
 
 
 def _by_variant(results: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
@@ -140,7 +130,7 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
         figure.savefig(buffer, format="png", dpi=110)
         plt.close(figure)
         path = out / f"{name}-{metric.split('/')[-1]}.png"
-        _write_atomically(path, buffer.getvalue())
+        write_atomically(path, buffer.getvalue())
         paths.append(path)
     return paths
 
@@ -214,10 +204,10 @@ def write_report(out: Path, name: str, results: list[dict[str, Any]], baseline: 
         raise ValueError("no run results to report on.")
     summary = summarise(results, baseline)
     plots = plot_curves(results, out, name, baseline)
-    _write_atomically(out / f"{name}.csv", write_csv(results))
-    _write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
+    write_atomically(out / f"{name}.csv", write_csv(results))
+    write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
     report = out / f"{name}.md"
-    _write_atomically(report, render_markdown(summary, results, plots).encode())
+    write_atomically(report, render_markdown(summary, results, plots).encode())
     return report
 
 
@@ -436,8 +426,8 @@ def write_grid_report(folder: Path, results: list[dict[str, Any]], variants: dic
     labels = {variant.name: label for label, variant in variants.items()}
     compared = [label for label in variants if label != "grpo"]
     summary = grid_summary(results, labels)
-    _write_atomically(folder / "results-grid.json", json.dumps(summary, indent=1).encode())
-    _write_atomically(folder / "results-grid-accuracy.png", plot_grid_heatmap(summary, compared))
+    write_atomically(folder / "results-grid.json", json.dumps(summary, indent=1).encode())
+    write_atomically(folder / "results-grid-accuracy.png", plot_grid_heatmap(summary, compared))
     path = folder / "results-grid.md"
-    _write_atomically(path, render_grid_markdown(summary, compared).encode())
+    write_atomically(path, render_grid_markdown(summary, compared).encode())
     return path

@@ -15,27 +15,33 @@ and TRL reward functions over them, ``func(prompts, completions, **columns) -> l
 
 Bounded cost. Extraction is linear-time string scanning done here, and an extracted answer longer than
 ``MAX_ANSWER_CHARS`` is rejected (graded wrong) before any parser sees it. math-verify then runs in a
-separate worker process (math-verify's own timeouts use ``signal.alarm``, which raises off the main
-thread and cannot interrupt C code such as a huge integer power): inside the worker a soft alarm of
-``soft_timeout_s`` aborts slow sympy work, and the parent kills and replaces the worker when an answer
-takes longer than ``hard_timeout_s``. A timed-out row is reported as ``None`` ("cannot be scored"),
-which TRL turns into NaN and a zero advantage. Nothing here raises for a bad completion.
+small pool of worker processes (math-verify's own timeouts use ``signal.alarm``, which raises off the
+main thread and cannot interrupt C code such as a huge integer power), forked from a server that imported
+it once: inside a worker a soft alarm of ``soft_timeout_s`` aborts slow sympy work; the parent kills and
+replaces a worker whose answer takes longer than ``hard_timeout_s``; and each call has a wall-time budget
+for the whole batch (``MathVerifier``: about ``min_budget_s`` once every worker is stuck, more only while
+pairs keep finishing), past which whatever is unfinished is ``None`` ("cannot be scored"), which TRL turns into NaN and a zero advantage. Nothing here raises for a bad completion.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from multiprocessing.connection import Connection
+from multiprocessing import reduction
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 MAX_ANSWER_CHARS = 1000
@@ -137,6 +143,8 @@ def _strip_answer(answer: str) -> str:
 def extract_math_answer(text: str) -> str | None:
     """The final answer of a math completion: the last boxed expression, else the last
     "#### x" / "the answer is x" / "Answer: x" phrase (rest of that line, up to a period that ends it)."""
+    # Not math-verify's parse(): its extraction regexes run on the whole untrusted completion, in the worker,
+    # where a long text costs budget; here extraction is linear, bounded, and done before any parser runs.
     boxed = last_boxed(text)
     if boxed is not None:
         return _strip_answer(boxed)
@@ -238,18 +246,21 @@ def gold_text(gold: Any) -> str:
     return str(gold).strip()
 
 
-# --- math-verify in a bounded worker process -------------------------------------------------------
+# --- math-verify in a pool of bounded worker processes -------------------------------------------
 
 
 class _SoftTimeout(BaseException):
     """Raised by the worker's alarm; a BaseException so math-verify's ``except Exception`` lets it pass."""
 
 
+_READY = "ready"
+
+
 def _serve_math_verify(read_fd: int, write_fd: int, soft_timeout_s: float) -> None:
-    """Worker loop (its own process): receive (gold, answer), reply True / False, or None when the soft
-    alarm fired. Here math-verify runs on a main thread, so the alarm can interrupt Python-level work."""
-    import signal
-    from multiprocessing.connection import Connection
+    """Worker loop (its own process): say "ready" once math-verify is imported, then receive (gold, answer)
+    and reply True / False, or None when the soft alarm fired. Here math-verify runs on a main thread, so
+    the alarm can interrupt Python-level work."""
+    import resource
 
     from math_verify import parse, verify
 
@@ -260,11 +271,17 @@ def _serve_math_verify(read_fd: int, write_fd: int, soft_timeout_s: float) -> No
 
     signal.signal(signal.SIGALRM, on_alarm)
     requests, replies = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
+    replies.send(_READY)
     while True:
         try:
             gold, answer = requests.recv()
         except EOFError:
             return
+        # Past the hard bound the parent kills us; should the parent be gone, a CPU limit still ends a
+        # pair stuck in C code (SIGXCPU terminates the process).
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_limit = int(usage.ru_utime + usage.ru_stime + 4 * soft_timeout_s) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, resource.RLIM_INFINITY))
         signal.setitimer(signal.ITIMER_REAL, soft_timeout_s)
         try:
             gold_parsed = parse(f"${gold}$", parsing_timeout=None) or parse(
@@ -283,81 +300,224 @@ def _serve_math_verify(read_fd: int, write_fd: int, soft_timeout_s: float) -> No
         replies.send(result)
 
 
-class MathVerifier:
-    """math-verify behind a process boundary with a hard time bound; safe to call from any thread.
+def _serve_forks(control_fd: int, soft_timeout_s: float) -> None:
+    """Fork server (its own ``python -c`` process, so the caller's main module is never re-imported):
+    import math-verify once, then for each pair of pipe ends received over the control socket fork a
+    worker serving them and reply with its PID. A replacement worker thus starts in milliseconds
+    instead of re-importing sympy (seconds)."""
+    from math_verify import parse, verify
 
-    ``check(pairs)`` returns, per (gold, answer) pair, True / False, or None when the pair took longer
-    than the bound. Past ``hard_timeout_s`` the worker is killed and a fresh one serves the next pair.
-    The worker is a plain ``python -c`` subprocess, so the caller's main module is never re-imported
-    (no ``if __name__ == "__main__"`` guard needed in training scripts).
+    verify(
+        parse("$\\frac{1}{2}$"), parse("$0.5$")
+    )  # warm: lazy imports and parser set-up, done once for all forks
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # exited workers are reaped by the kernel
+    control = socket.socket(fileno=control_fd)
+    while True:
+        try:
+            read_fd, write_fd = reduction.recvfds(control, 2)
+        except (EOFError, OSError):
+            return
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _serve_math_verify(read_fd, write_fd, soft_timeout_s)
+            os._exit(0)
+        os.close(read_fd)
+        os.close(write_fd)
+        control.sendall(pid.to_bytes(8, "little"))
+
+
+class _ForkServer:
+    """The parent's handle on ``_serve_forks``."""
+
+    def __init__(self, soft_timeout_s: float, startup_timeout_s: float) -> None:
+        self.control, theirs = socket.socketpair()
+        code = f"from icpo.rewards import _serve_forks; _serve_forks({theirs.fileno()}, {soft_timeout_s!r})"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
+        )
+        theirs.close()
+        self.control.settimeout(startup_timeout_s)  # the first fork waits for the import
+
+    def fork(self, read_fd: int, write_fd: int) -> int:
+        """Fork a worker on these pipe ends; its PID. Raises OSError when the server is gone."""
+        reduction.sendfds(self.control, [read_fd, write_fd])
+        reply = b""
+        while len(reply) < 8:
+            chunk = self.control.recv(8 - len(reply))
+            if not chunk:
+                raise ConnectionError("the math-verify fork server exited")
+            reply += chunk
+        return int.from_bytes(reply, "little")
+
+    def stop(self) -> None:
+        self.control.close()
+        self.process.kill()
+        self.process.wait()
+
+
+class _Worker:
+    """One forked math-verify process and its two pipes."""
+
+    def __init__(self, server: _ForkServer) -> None:
+        request_read, request_write = os.pipe()
+        reply_read, reply_write = os.pipe()
+        try:
+            self.pid = server.fork(request_read, reply_write)
+        finally:
+            os.close(request_read)
+            os.close(reply_write)
+        self.requests = Connection(request_write, readable=False)
+        self.replies = Connection(reply_read, writable=False)
+        self.ready = False
+        self.job: int | None = None  # index of the pair it is checking
+        self.sent_at = 0.0
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self.requests.close()
+        self.replies.close()
+
+
+def _expected_cost(pair: tuple[str, str]) -> tuple[int, int]:
+    """Dispatch order: answers with fewer powers and fewer characters first, so that a batch's ordinary
+    answers are checked before its pathological ones (power towers) can use up the call's budget."""
+    return pair[1].count("^"), len(pair[1])
+
+
+class MathVerifier:
+    """math-verify in a small pool of worker processes, bounded per call; safe to call from any thread.
+
+    ``check(pairs)`` returns, per (gold, answer) pair, True / False, or None when it could not be decided
+    in time. Bounds: a pair gets ``soft_timeout_s`` (an alarm inside the worker) and ``hard_timeout_s``
+    (then its worker is killed and replaced). The whole call ends, every unfinished pair None and its
+    worker replaced, once ``min_budget_s`` has passed and no pair has finished for ``patience_s`` (every
+    worker is stuck), and at ``budget_s(len(pairs)) = max(min_budget_s, budget_per_pair_s * len(pairs))``
+    at the latest: a batch of ordinary answers keeps finishing pairs and is never cut short by its size,
+    while pairs that stall every worker cost at most about ``min_budget_s``. Workers are forked from a server process that imported math-verify
+    once, so a replacement is ready in milliseconds; only the first call waits (up to
+    ``startup_timeout_s``, not charged to its budget) for that import.
     """
 
     def __init__(
-        self, soft_timeout_s: float = 3.0, hard_timeout_s: float = 6.0, startup_timeout_s: float = 120.0
+        self,
+        workers: int = 3,
+        soft_timeout_s: float = 3.0,
+        hard_timeout_s: float = 6.0,
+        min_budget_s: float = 3.0,
+        patience_s: float = 1.5,
+        budget_per_pair_s: float = 0.25,
+        startup_timeout_s: float = 120.0,
     ):
         if not 0 < soft_timeout_s <= hard_timeout_s:
             raise ValueError(
                 f"need 0 < soft_timeout_s <= hard_timeout_s, got {soft_timeout_s} and {hard_timeout_s}."
             )
+        if workers < 1 or min_budget_s <= 0 or patience_s <= 0 or budget_per_pair_s < 0:
+            raise ValueError(
+                f"need workers >= 1, min_budget_s > 0, patience_s > 0 and budget_per_pair_s >= 0, got "
+                f"{workers}, {min_budget_s}, {patience_s} and {budget_per_pair_s}."
+            )
+        self.workers = workers
         self.soft_timeout_s = soft_timeout_s
         self.hard_timeout_s = hard_timeout_s
+        self.min_budget_s = min_budget_s
+        self.patience_s = patience_s
+        self.budget_per_pair_s = budget_per_pair_s
         self.startup_timeout_s = startup_timeout_s  # importing sympy can be slow on a busy machine
         self._lock = threading.Lock()
-        self._process: subprocess.Popen | None = None
-        self._requests = self._replies = None
+        self._server: _ForkServer | None = None
+        self._pool: list[_Worker] = []
 
-    def _start(self) -> None:
-        request_read, request_write = os.pipe()
-        reply_read, reply_write = os.pipe()
-        code = (
-            "from icpo.rewards import _serve_math_verify; "
-            f"_serve_math_verify({request_read}, {reply_write}, {self.soft_timeout_s!r})"
-        )
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", code], pass_fds=(request_read, reply_write), stdin=subprocess.DEVNULL
-        )
-        os.close(request_read)
-        os.close(reply_write)
-        self._requests = Connection(request_write, readable=False)
-        self._replies = Connection(reply_read, writable=False)
-
-    def _stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._requests.close()
-            self._replies.close()
-        self._process = self._requests = self._replies = None
+    def budget_s(self, pairs: int) -> float:
+        """The longest one ``check`` call over ``pairs`` pairs may take (startup aside)."""
+        return max(self.min_budget_s, self.budget_per_pair_s * pairs)
 
     def close(self) -> None:
         with self._lock:
-            self._stop()
+            self._stop_all()
+
+    def _stop_all(self) -> None:
+        for worker in self._pool:
+            worker.stop()
+        self._pool = []
+        if self._server is not None:
+            self._server.stop()
+        self._server = None
+
+    def _new_worker(self) -> _Worker:
+        """A worker forked from the (re)started fork server."""
+        for _attempt in range(2):
+            if self._server is None or self._server.process.poll() is not None:
+                self._server = _ForkServer(self.soft_timeout_s, self.startup_timeout_s)
+            try:
+                return _Worker(self._server)
+            except OSError:  # the server died (e.g. killed for memory); start it again once
+                self._server.stop()
+                self._server = None
+        self._stop_all()
+        raise RuntimeError(
+            "the math-verify worker processes did not start (exited or hung at start-up); run "
+            f"`{sys.executable} -c 'import math_verify'` to see why."
+        )
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.stop()
+        self._pool[self._pool.index(worker)] = self._new_worker()
+
+    def _start_pool(self) -> None:
+        """Fork missing workers (the first call waits for the fork server's import, outside any budget)."""
+        while len(self._pool) < self.workers:
+            self._pool.append(self._new_worker())
 
     def check(self, pairs: Sequence[tuple[str, str]]) -> list[bool | None]:
-        results: list[bool | None] = []
+        results: list[bool | None] = [None] * len(pairs)
+        if not pairs:
+            return results
         with self._lock:
-            for gold, answer in pairs:
-                fresh = self._process is None or self._process.poll() is not None
-                if fresh:
-                    self._stop()
-                    self._start()
-                bound = self.hard_timeout_s + (self.startup_timeout_s if fresh else 0.0)
-                try:
-                    self._requests.send((gold, answer))
-                    if self._replies.poll(bound):
-                        result = self._replies.recv()
+            self._start_pool()
+            queue = sorted(range(len(pairs)), key=lambda i: _expected_cost(pairs[i]))[::-1]
+            started = last_progress = time.monotonic()
+            latest = started + self.budget_s(len(pairs))
+            while True:
+                now = time.monotonic()
+                deadline = min(latest, max(started + self.min_budget_s, last_progress + self.patience_s))
+                for worker in list(self._pool):
+                    if worker.ready and worker.job is None and queue and now < deadline:
+                        try:
+                            worker.requests.send(pairs[queue[-1]])
+                        except OSError:  # it died while idle: the pair waits for its replacement
+                            self._replace(worker)
+                            continue
+                        worker.job, worker.sent_at = queue.pop(), now
+                busy = [w for w in self._pool if w.job is not None]
+                starting = queue and now < deadline and any(not w.ready for w in self._pool)
+                if not busy and not starting:
+                    break
+                limit = min([deadline] + [w.sent_at + self.hard_timeout_s for w in busy])
+                listening = [w.replies for w in self._pool if w.job is not None or not w.ready]
+                for connection in wait(listening, timeout=max(0.0, limit - time.monotonic())):
+                    worker = next(w for w in self._pool if w.replies is connection)
+                    try:
+                        reply = worker.replies.recv()
+                    except (EOFError, OSError):  # the worker died (e.g. out of memory): replace it
+                        self._replace(worker)
+                        continue
+                    if reply == _READY:
+                        worker.ready = True
                     else:
-                        result = None
-                        self._stop()  # past the hard bound: the worker may still be busy; replace it
-                except (EOFError, OSError):
-                    self._stop()
-                    if fresh:  # died before its first answer: a broken install, not a hard input
-                        raise RuntimeError(
-                            "the math-verify worker process exited at start-up; run "
-                            f"`{sys.executable} -c 'import math_verify'` to see why."
-                        ) from None
-                    result = None
-                results.append(result)
+                        results[worker.job], worker.job = reply, None
+                        last_progress = time.monotonic()
+                now = time.monotonic()
+                deadline = min(latest, max(started + self.min_budget_s, last_progress + self.patience_s))
+                for worker in list(self._pool):  # past a bound: the worker may still be busy; replace it
+                    if worker.job is not None and (
+                        now >= deadline or now >= worker.sent_at + self.hard_timeout_s
+                    ):
+                        self._replace(worker)
         return results
 
 

@@ -8,30 +8,47 @@ How it hooks in (the smallest surface TRL offers): ``GRPOTrainer._generate_and_s
 scores and returns this process's slice of the batch with GRPO advantages. ``ICPOTrainer`` lets it run
 unchanged, keeps the rewards it gathered from all processes, computes each row's confidence
 
-    c_i = (1/L_i) * sum_t log pi_old(o_t | q, o_<t)
+    c_i = (1/L_i) * sum_t log pi_old(o_t | q, o_<t),   log pi_old = log_softmax(logits / temperature),
 
-from log-probs TRL already has (``old_per_token_logps``, else vLLM's ``sampling_per_token_logps``), or else
-from one no-grad forward pass, gathers the confidences across processes (a group may span processes),
-applies ``icpo.core.icpo_advantages`` to the whole batch and keeps this process's slice. The completions
-table and logged advantages are the ICPO ones. With ``icpo_alpha=0`` the advantages are GRPO's, bit for bit.
+gathers the confidences across processes (a group may span processes), applies
+``icpo.core.icpo_advantages`` to the whole batch and keeps this process's slice. The completions table and
+logged advantages are the ICPO ones. With ``icpo_alpha=0`` the advantages are GRPO's, bit for bit.
+
+Where the token log-probs come from, first available first (each source gives the same numbers, the
+policy at TRL's training temperature, before top-k/top-p and other sampling processors):
+
+1. ``old_per_token_logps``: TRL's own scoring pass (buffered batches, ``steps_per_generation > 1``);
+2. ``sampling_per_token_logps``: vLLM's;
+3. ``generation``: recorded while TRL's ``model.generate`` ran (``icpo.sampled_logps``), free;
+4. ``forward``: one no-grad forward pass, for generation paths that cannot record (transformers
+   continuous batching / paged attention, tool-calling loops, custom ``rollout_func``). At alpha = 0 it is
+   skipped: the advantages are then TRL's and the confidence metrics NaN.
+
+The first use of each source is logged (``icpo.trl`` logger; the forward pass as a warning).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.utils import is_async_callable, pad
 
 from icpo.core import (
     OPTION_NAMES,
+    OPTION_TYPES,
     ICPOOptions,
-    icpo_advantages,
-    scheduled_alpha,
     sequence_confidence,
     step_metrics,
 )
+from icpo.sampled_logps import SampledLogpsRecorder
+
+logger = logging.getLogger(__name__)
 
 # Extra keys of the scored batch that the policy's forward pass takes (multimodal models).
 _FORWARD_KEYS = (
@@ -49,60 +66,45 @@ _FORWARD_KEYS = (
 
 
 # The ICPOConfig field of each ICPO option (the schedule keeps the name that says what it schedules).
-_CONFIG_FIELDS = {
+CONFIG_FIELDS = {
     name: "icpo_alpha_schedule" if name == "schedule" else f"icpo_{name}" for name in OPTION_NAMES
 }
 
 
-@dataclass
-class ICPOConfig(GRPOConfig):
-    """``GRPOConfig`` plus the ICPO options (docs/method.md gives the equations).
+def _with_icpo_options(cls: type) -> type:
+    """Declare one ``icpo_*`` field per ``ICPOOptions`` field: its type (choices), default and help text."""
+    annotations = cls.__dict__.get("__annotations__", {})  # this class's own, not GRPOConfig's
+    for option in fields(ICPOOptions):
+        name = CONFIG_FIELDS[option.name]
+        annotations[name] = OPTION_TYPES[option.name]
+        setattr(cls, name, field(default=option.default, metadata={"help": option.metadata["help"]}))
+    cls.__annotations__ = annotations
+    return cls
 
-    Every GRPO option keeps its meaning; ``scale_rewards`` also sets how ICPO's shaped rewards are scaled.
+
+@dataclass
+@_with_icpo_options
+class ICPOConfig(GRPOConfig):
+    """``GRPOConfig`` plus the ICPO options of ``icpo.core.ICPOOptions`` as ``icpo_<name>`` fields (the schedule
+    is ``icpo_alpha_schedule``); docs/method.md gives the equations.
+
+    Every GRPO option keeps its meaning (``scale_rewards`` also sets how ICPO's shaped rewards are scaled),
+    except ``multi_objective_aggregation``, which must stay ``sum_then_normalize``.
     """
 
-    icpo_alpha: float = field(
-        default=ICPOOptions.alpha,
-        metadata={"help": "Weight of the confidence preference score; 0 gives GRPO exactly."},
-    )
-    icpo_alpha_schedule: str = field(
-        default=ICPOOptions.schedule,
-        metadata={"help": "'constant', or 'linear': decay alpha to 0 over max_steps."},
-    )
-    icpo_method: str = field(
-        default=ICPOOptions.method,
-        metadata={"help": "Preference score: 'bt' (Bradley-Terry over z-scored confidence) or 'rank'."},
-    )
-    icpo_tau: float = field(
-        default=ICPOOptions.tau,
-        metadata={"help": "Temperature of the Bradley-Terry comparison (method 'bt')."},
-    )
-    icpo_combine: str = field(
-        default=ICPOOptions.combine,
-        metadata={
-            "help": "'advantage': GRPO(r) + alpha*(p - mean p); 'reward': GRPO(r + alpha*p); 'fallback' (ours): "
-            "'advantage' only in groups whose rewards are all equal, GRPO elsewhere."
-        },
-    )
-    icpo_direction: str = field(
-        default=ICPOOptions.direction,
-        metadata={
-            "help": "'low' favours low-confidence responses (the paper); 'high' reverses it (ablation)."
-        },
-    )
-    icpo_correct_threshold: float = field(
-        default=ICPOOptions.correct_threshold,
-        metadata={"help": "Diagnostics only: a reward at or above this counts as a correct answer."},
-    )
+    @classmethod
+    def from_options(cls, options: ICPOOptions, **kwargs: Any) -> ICPOConfig:
+        """A config with ``options`` as its ICPO options and ``kwargs`` as its other (GRPOConfig) options."""
+        return cls(**{CONFIG_FIELDS[name]: getattr(options, name) for name in OPTION_NAMES}, **kwargs)
 
     @property
     def icpo_options(self) -> ICPOOptions:
         """The ICPO options of this config."""
-        return ICPOOptions(**{name: getattr(self, field_name) for name, field_name in _CONFIG_FIELDS.items()})
+        return ICPOOptions(**{name: getattr(self, field_name) for name, field_name in CONFIG_FIELDS.items()})
 
     def __post_init__(self):
         super().__post_init__()
-        self.icpo_options.validate(_CONFIG_FIELDS.__getitem__)
+        self.icpo_options.validate(CONFIG_FIELDS.__getitem__)
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 "ICPO shapes the summed reward of each completion, so it needs "
@@ -122,7 +124,15 @@ class ICPOTrainer(GRPOTrainer):
                 f"ICPOTrainer needs args=ICPOConfig(...), got {type(self.args).__name__}; ICPOConfig accepts every "
                 "GRPOConfig option."
             )
+        self.reward_funcs = [
+            _checked_reward_function(func, name)
+            if callable(func) and not isinstance(func, torch.nn.Module)
+            else func
+            for func, name in zip(self.reward_funcs, self.reward_func_names, strict=True)
+        ]
         self._gathered_rewards_per_func: torch.Tensor | None = None
+        self._generation_logps: list[torch.Tensor] | None = None
+        self._logged_sources: set[str] = set()
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         # TRL gathers every process's rewards here; keep them for the group step.
@@ -133,23 +143,62 @@ class ICPOTrainer(GRPOTrainer):
 
     def current_alpha(self) -> float:
         """alpha in force at this optimiser step (derived from the trainer state, so resume restores it)."""
-        return scheduled_alpha(
-            self.args.icpo_alpha, self.args.icpo_alpha_schedule, self.state.global_step, self.state.max_steps
+        return self.args.icpo_options.alpha_at(self.state.global_step, self.state.max_steps)
+
+    def _can_record_generation_logps(self) -> bool:
+        """True on TRL's plain ``model.generate`` path, where one generate call yields the whole batch."""
+        return not (
+            self.use_vllm or self.use_transformers_continuous_batching or self.tools or self.rollout_func
         )
 
-    def _completion_confidence(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Per-row confidence of this process's completions, reusing log-probs TRL already computed."""
-        mask = (
-            batch["completion_mask"]
-            if "tool_mask" not in batch
-            else batch["completion_mask"] * batch["tool_mask"]
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        model = self.accelerator.unwrap_model(self.model)
+        model = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
+        recorder = (
+            SampledLogpsRecorder(model, self.temperature) if self._can_record_generation_logps() else None
         )
-        token_logps = batch.get("old_per_token_logps")
-        if token_logps is None:
-            token_logps = batch.get("sampling_per_token_logps")
-        if token_logps is None:
-            token_logps = self._policy_logps(batch)
-        return sequence_confidence(token_logps, mask)
+        with recorder or nullcontext():
+            completion_ids, logprobs = super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        self._generation_logps = recorder.per_token_logps(completion_ids) if recorder else None
+        return completion_ids, logprobs
+
+    def _token_logps(self, batch: dict[str, Any], alpha: float) -> tuple[torch.Tensor | None, str]:
+        """This process's per-token log pi_old and where they came from (see the module docstring);
+        (None, "none") at alpha = 0 when only a forward pass could give them."""
+        recorded, self._generation_logps = self._generation_logps, None
+        width = batch["completion_ids"].size(1)
+        if batch.get("old_per_token_logps") is not None:
+            return batch["old_per_token_logps"], "TRL's old_per_token_logps"
+        if batch.get("sampling_per_token_logps") is not None:
+            return batch["sampling_per_token_logps"], "vLLM's sampling_per_token_logps"
+        if recorded is not None and len(recorded) == batch["completion_ids"].size(0):
+            device = batch["completion_ids"].device
+            token_logps = pad([row.to(device) for row in recorded], padding_value=0.0, padding_side="right")
+            if token_logps.size(1) <= width:
+                return torch.nn.functional.pad(token_logps, (0, width - token_logps.size(1))), "generation"
+        if alpha == 0:
+            return None, "none"
+        return self._policy_logps(batch), "forward"
+
+    def _log_source(self, source: str) -> None:
+        if source in self._logged_sources:
+            return
+        self._logged_sources.add(source)
+        if source == "forward":
+            logger.warning(
+                "ICPO confidences: this generation path gives no token log-probs, so each batch costs one extra "
+                "no-grad forward pass (on TRL's plain generate path the log-probs are recorded for free)."
+            )
+        elif source == "none":
+            logger.info(
+                "ICPO confidences: skipped at alpha = 0 (no free source); confidence metrics are NaN."
+            )
+        else:
+            logger.info("ICPO confidences: from %s (no extra forward pass).", source)
 
     @torch.no_grad()
     def _policy_logps(self, batch: dict[str, Any]) -> torch.Tensor:
@@ -172,10 +221,12 @@ class ICPOTrainer(GRPOTrainer):
         return token_logps
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        self._generation_logps = None
         batch = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
         if group_size < 2:
+            self._generation_logps = None
             return batch  # no groups to compare (e.g. eval with one generation per prompt)
 
         rewards_per_func = self._gathered_rewards_per_func
@@ -185,23 +236,28 @@ class ICPOTrainer(GRPOTrainer):
         )
         rewards[unscorable] = torch.nan
 
-        local_confidence = self._completion_confidence(batch)
-        confidence = self.accelerator.gather(local_confidence)
         alpha = self.current_alpha()
-        advantages = icpo_advantages(
-            rewards,
-            confidence,
-            group_size,
-            alpha=alpha,
-            method=self.args.icpo_method,
-            tau=self.args.icpo_tau,
-            direction=self.args.icpo_direction,
-            combine=self.args.icpo_combine,
-            scale=self.scale_rewards,
-        )
-        local_rows = local_confidence.numel()
+        token_logps, source = self._token_logps(batch, alpha)
+        self._log_source(source)
+        local_rows = batch["completion_ids"].size(0)
+        if token_logps is None:  # alpha = 0: GRPO's advantages, which TRL computed already
+            local_confidence = torch.full((local_rows,), torch.nan, device=rewards.device)
+        else:
+            mask = (
+                batch["completion_mask"] * batch["tool_mask"]
+                if "tool_mask" in batch
+                else batch["completion_mask"]
+            )
+            local_confidence = sequence_confidence(token_logps, mask)
+        confidence = self.accelerator.gather(local_confidence)
         start = self.accelerator.process_index * local_rows
-        batch["advantages"] = advantages[start : start + local_rows].to(batch["advantages"].dtype)
+        if token_logps is None:
+            advantages = self.accelerator.gather(batch["advantages"])
+        else:
+            advantages = self.args.icpo_options.advantages(
+                rewards, confidence, group_size, alpha, scale=self.scale_rewards
+            )
+            batch["advantages"] = advantages[start : start + local_rows].to(batch["advantages"].dtype)
 
         self._log_icpo_step(mode, rewards, confidence, advantages, alpha, group_size)
         return batch
@@ -228,3 +284,44 @@ class ICPOTrainer(GRPOTrainer):
             logged.pop()
         logged.extend(advantages.tolist())
         self._logs["extra"]["confidence"].extend(confidence.tolist())
+
+
+def _checked_reward_function(func: Any, name: str) -> Any:
+    """``func`` with its output checked: one number (or None for an unscorable row) per completion, else a
+    TypeError naming the function. TRL's own message for a string or a None list names neither."""
+
+    def check(output: Any) -> Any:
+        if isinstance(output, (str, bytes)) or not hasattr(output, "__len__"):
+            raise TypeError(
+                f"reward function {name!r} returned {type(output).__name__} {output!r:.60}; return a list with one "
+                "float (or None for a completion that cannot be scored) per completion."
+            )
+        for row, reward in enumerate(output):
+            if reward is not None and (isinstance(reward, (str, bytes)) or not _is_number(reward)):
+                raise TypeError(
+                    f"reward function {name!r} returned {type(reward).__name__} {reward!r:.60} for completion {row}; "
+                    "each reward must be a float, or None for a completion that cannot be scored."
+                )
+        return output
+
+    if is_async_callable(func):
+
+        @functools.wraps(func)
+        async def checked_async(*args: Any, **kwargs: Any) -> Any:
+            return check(await func(*args, **kwargs))
+
+        return checked_async
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        return check(func(*args, **kwargs))
+
+    return checked
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, (list, tuple, dict))

@@ -88,6 +88,21 @@ def sft_rows(task_name: str, problems: list[Problem], mistake_rate: float, seed:
     return rows
 
 
+def check_reusable(output_dir: str | Path, settings: WarmupSettings) -> bool:
+    """True if ``output_dir`` holds a finished warm-up made with ``settings``, False if it holds none; a
+    ValueError if it holds one made with other settings. Reads only."""
+    marker = Path(output_dir) / MARKER
+    if not marker.exists():
+        return False
+    recorded = json.loads(marker.read_text())
+    if recorded != asdict(settings):
+        raise ValueError(
+            f"{output_dir} holds a warm-up made with other settings ({recorded}); "
+            "delete that folder or choose another run folder."
+        )
+    return True
+
+
 def warm_up(
     output_dir: str | Path,
     settings: WarmupSettings,
@@ -110,17 +125,11 @@ def warm_up(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    from icpo.console import step_bar
     from icpo.tiny import build_tiny_policy
 
     output_dir = Path(output_dir)
-    marker = output_dir / MARKER
-    if marker.exists():
-        recorded = json.loads(marker.read_text())
-        if recorded != asdict(settings):
-            raise ValueError(
-                f"{output_dir} holds a warm-up made with other settings ({recorded}); "
-                "delete that folder or choose another run folder."
-            )
+    if check_reusable(output_dir, settings):
         return output_dir
 
     staging = output_dir.with_name(output_dir.name + ".tmp")
@@ -156,6 +165,7 @@ def warm_up(
         processing_class=tokenizer,
         callbacks=[] if stopper is None else [stopper],
     )
+    step_bar(trainer, f"warm-up seed {settings.seed}")
     trainer.train()
     if stopper is not None:
         model.load_state_dict(stopper.best["weights"])

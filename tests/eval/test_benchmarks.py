@@ -108,3 +108,45 @@ def test_theoremqa_gold_answers_grade_correct(shared_benchmarks):
         chosen = [p for p in problems if p.grader == grader]
         golds = [p.gold[1:-1].upper() if grader == "choice" else p.gold for p in chosen]
         assert _graded_share(chosen, [f"The answer is $\\boxed{{{gold}}}$." for gold in golds]) >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("name", "count", "first_gold"), [("mawps", 2065, "43"), ("svamp", 1000, "145"), ("asdiv", 2084, "9")]
+)
+def test_word_problem_presets_load_every_numeric_record(shared_benchmarks, name, count, first_gold):
+    problems = load_benchmark(name, shared_benchmarks)
+    assert len(problems) == count and len({p.id for p in problems}) == count  # asdiv: 131 non-numeric skipped
+    assert problems[0].gold == first_gold and problems[0].grader == "number"
+    assert _graded_share(problems, [f"The answer is \\boxed{{{p.gold}}}." for p in problems]) == 1.0
+
+
+def test_gpqa_is_read_in_memory_and_its_options_shuffled_with_a_fixed_seed(shared_benchmarks):
+    from icpo.eval.benchmarks import read_gpqa_zip
+
+    records = {r["Record ID"]: r for r in read_gpqa_zip(shared_benchmarks / "gpqa_diamond.zip")}
+    problems = load_benchmark("gpqa_diamond", shared_benchmarks)
+    assert len(problems) == 198 and {p.id for p in problems} == set(records)
+    assert [p.gold for p in problems] == [p.gold for p in load_benchmark("gpqa_diamond", shared_benchmarks)]
+    golds = [p.gold for p in problems]
+    assert all(golds.count(letter) > 30 for letter in range(4)), "the shuffle must move the correct option"
+    for problem in problems:  # the option at the gold position is the correct answer
+        correct = records[problem.id]["Correct Answer"].strip()
+        assert f"\n({'ABCD'[problem.gold]}) {correct}\n" in problem.question
+
+
+def test_default_data_dir_does_not_depend_on_the_current_folder(shared_benchmarks, tmp_path, monkeypatch):
+    from icpo.eval.benchmarks import DATA_DIR_ENV, default_data_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    assert default_data_dir().is_absolute()
+    assert len(load_benchmark("mawps", limit=3)) == 3
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=DATA_DIR_ENV):
+        load_benchmark("mawps")
+
+
+def test_an_empty_benchmark_file_is_an_error(tmp_path):
+    (tmp_path / "mawps.jsonl").write_text("")
+    with pytest.raises(ValueError, match="holds no mawps problems"):
+        load_benchmark("mawps", tmp_path)

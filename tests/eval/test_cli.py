@@ -87,3 +87,118 @@ def test_bad_input_gives_one_error_line_before_any_work(tiny_policy, tmp_path, c
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("icpo eval: error: ") and message in lines[0], lines
     assert not out.exists(), "nothing may be written before the input is checked"
+
+
+def _toy_data(folder, count: int = 2):
+    folder.mkdir(exist_ok=True)
+    with (folder / "math500.jsonl").open("w") as handle:
+        for i in range(count):
+            record = {"problem": f"What is {i}+1?", "solution": "", "answer": str(i + 1), "subject": "Algebra",
+                      "level": 1, "unique_id": f"toy/{i}.json"}  # fmt: skip
+            handle.write(json.dumps(record) + "\n")
+    return folder
+
+
+def _one_error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("icpo eval: error: "), lines
+    return lines[0]
+
+
+def test_every_bad_argument_is_refused_before_anything_is_written(tiny_policy, tmp_path, capsys, monkeypatch):
+    data = _toy_data(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "math500.jsonl").write_text("")
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.chdir(tmp_path)
+    base = ["--model", str(tiny_policy), "--data-dir", str(data), "--max-new-tokens", "4", "--no-progress"]
+    cases = [
+        (["--samples", "0"], "--samples) must be >= 1, got 0"),
+        (["--samples", "-2"], "--samples) must be >= 1, got -2"),
+        (["--batch-size", "0"], "--batch-size) must be >= 1, got 0"),
+        (["--max-new-tokens", "0"], "--max-new-tokens) must be >= 1, got 0"),
+        (["--limit", "0"], "--limit must be >= 1"),
+        (["--temperature", "-0.5"], "--temperature) must be >= 0"),
+        (["--samples", "2"], "at temperature 0 would be 2 copies"),
+        (["--top-p", "0"], "--top-p) must lie in (0, 1]"),
+        (["--model", "runs/no-such-model"], "is neither a folder here"),
+        (["--model", "no-such-model"], "model folder 'no-such-model' does not exist"),
+        (["--data-dir", str(tmp_path / "empty")], "holds no math500 problems"),
+    ]
+    for arguments, message in cases:
+        assert main([*base, *arguments, "--out", "out"]) == 2, arguments
+        assert message in _one_error_line(capsys), arguments
+        assert not (tmp_path / "out").exists(), f"{arguments} wrote before failing"
+    assert main([*base, "--out", "a-file"]) == 2 and "is a file" in _one_error_line(capsys)
+
+
+def test_a_failed_eval_leaves_its_folder_usable_and_a_changed_rerun_is_one_line(
+    tiny_policy, tmp_path, capsys
+):
+    data = _toy_data(tmp_path / "data")
+    base = [
+        "--model",
+        str(tiny_policy),
+        "--data-dir",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+    ]
+    assert main([*base, "--max-new-tokens", "0"]) == 2
+    _one_error_line(capsys)
+    assert main([*base, "--max-new-tokens", "4"]) == 0, "the corrected rerun must run"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["math500"]["problems"] == 2 and summary["math500"]["truncated"] in (0.0, 0.5, 1.0)
+    capsys.readouterr()
+    config = (tmp_path / "out" / "config.json").read_text()
+    assert main([*base, "--max-new-tokens", "5"]) == 2
+    assert "holds a run with other settings" in _one_error_line(capsys)
+    assert (tmp_path / "out" / "config.json").read_text() == config
+
+
+def test_a_samples_file_with_a_repeated_line_is_refused(tiny_policy, tmp_path, capsys):
+    data = _toy_data(tmp_path / "data")
+    command = ["--model", str(tiny_policy), "--data-dir", str(data), "--out", str(tmp_path / "out"),
+               "--max-new-tokens", "4", "--no-progress"]  # fmt: skip
+    assert main(command) == 0
+    capsys.readouterr()
+    samples = tmp_path / "out" / SAMPLES_FILE
+    samples.write_text(samples.read_text() + samples.read_text().splitlines(keepends=True)[0])
+    assert main(command) == 2
+    assert "repeats the record of line 1" in _one_error_line(capsys)
+
+
+def test_a_second_eval_on_a_locked_folder_exits_2_naming_the_holder(tiny_policy, tmp_path):
+    data = _toy_data(tmp_path / "data")
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"from icpo.runfolder import locked_folder\nimport sys, time\nwith locked_folder({str(out)!r}):\n"
+         "    print('held', flush=True)\n    time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run(
+            [sys.executable, "-m", "icpo.eval.cli", "--model", str(tiny_policy), "--data-dir", str(data),
+             "--out", str(out), "--max-new-tokens", "4", "--no-progress"],
+            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 2
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"PID {holder.pid}" in lines[0], lines
+    assert not (out / SAMPLES_FILE).exists()
+
+
+def test_help_shows_the_defaults():
+    import contextlib
+    import io
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
+        main(["--help"])
+    assert "(default: 512)" in text.getvalue() and "(default: 16)" in text.getvalue()

@@ -15,7 +15,7 @@ SHORT = SamplingSettings(max_new_tokens=8, temperature=0.0)
 SAMPLED = SamplingSettings(max_new_tokens=8, temperature=1.0)
 FIELDS = {
     "benchmark", "problem_id", "sample", "prompt", "completion", "extracted", "correct", "confidence",
-    "num_tokens", "gold",
+    "num_tokens", "finished", "gold",
 }  # fmt: skip
 
 
@@ -99,7 +99,7 @@ def test_resume_after_a_kill_gives_the_uninterrupted_result(generator, tmp_path)
 def test_resume_with_other_settings_is_refused(generator, tmp_path):
     evaluate(generator, {"toy": _problems(1)}, tmp_path, samples=1, settings=SHORT, progress=False)
     with pytest.raises(ValueError, match="other settings"):
-        evaluate(generator, {"toy": _problems(1)}, tmp_path, samples=2, settings=SHORT, progress=False)
+        evaluate(generator, {"toy": _problems(1)}, tmp_path, samples=1, settings=SAMPLED, progress=False)
 
 
 def test_chat_template_reaches_the_model(generator, tmp_path):
@@ -116,14 +116,99 @@ def test_chat_template_reaches_the_model(generator, tmp_path):
     assert not math.isnan(record["confidence"])
 
 
+def _line(problem_id: str, sample: int) -> str:
+    return json.dumps({"benchmark": "toy", "problem_id": problem_id, "sample": sample}) + "\n"
+
+
 def test_a_truncated_last_line_is_cut_before_appending(tmp_path):
     path = tmp_path / SAMPLES_FILE
-    path.write_text('{"a": 1}\n{"a": 2}\n{"a"')
-    assert read_samples(path) == [{"a": 1}, {"a": 2}]
-    assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
+    path.write_text(_line("p0", 0) + _line("p0", 1) + '{"benchmark"')
+    assert [r["sample"] for r in read_samples(path)] == [0, 1]
+    assert path.read_text() == _line("p0", 0) + _line("p0", 1)
+
+
+def test_a_sample_written_twice_is_an_error_not_an_average(tmp_path):
+    from icpo.runfolder import DuplicateRecord
+
+    (tmp_path / SAMPLES_FILE).write_text(_line("p0", 0) + _line("p0", 1) + _line("p0", 0))
+    with pytest.raises(DuplicateRecord, match=":3 repeats the record of line 1"):
+        read_samples(tmp_path / SAMPLES_FILE)
 
 
 def test_repeated_problem_ids_are_refused(generator, tmp_path):
     problems = _problems(2) + _problems(1)
     with pytest.raises(ValueError, match="repeated problem ids"):
         evaluate(generator, {"toy": problems}, tmp_path, settings=SHORT, progress=False)
+
+
+class ScriptedGenerator:
+    """A generator whose completions, confidences and finished flags are given: for summary arithmetic."""
+
+    tokenizer = None
+
+    def __init__(self, outputs):
+        self.outputs = list(outputs)
+
+    def generate(self, prompts, settings, seed):
+        from icpo.eval.generation import Generation
+
+        taken, self.outputs = self.outputs[: len(prompts)], self.outputs[len(prompts) :]
+        return [Generation(text, confidence, 5, finished) for text, confidence, finished in taken]
+
+
+def test_a_truncated_completion_counts_as_wrong_whatever_its_last_number(tmp_path):
+    # GSM8K problem 0 was once scored right from "... 16 + 64 =" cut at the token limit.
+    problems = [Problem("p0", "What is 16 + 48?", "64", "number")]
+    outputs = [("So 16 + 48 = 64", -1.0, False), ("So 16 + 48 = 64", -1.0, True)]
+    summary = evaluate(ScriptedGenerator(outputs), {"toy": problems}, tmp_path, samples=2, settings=SAMPLED,
+                       progress=False)  # fmt: skip
+    records = read_samples(tmp_path / SAMPLES_FILE)
+    assert [(r["finished"], r["extracted"], r["correct"]) for r in records] == [
+        (False, "64", False),
+        (True, "64", True),
+    ]
+    assert summary["toy"]["truncated"] == 0.5 and summary["toy"]["avg@2"] == 0.5
+
+
+def test_summary_has_within_group_metrics_and_group_shares(tmp_path):
+    # p0 mixed: right -1.0 above wrong -2.0 and wrong -0.5 above it; p1 all wrong; p2 all right.
+    problems = [Problem(f"p{i}", f"q{i}", "7", "number") for i in range(3)]
+    outputs = [("7", -1.0, True), ("8", -2.0, True), ("9", -0.5, True),
+               ("1", -1.0, True), ("2", -1.0, True), ("3", -1.0, True),
+               ("7", -1.0, True), ("7", -3.0, True), ("7", -2.0, True)]  # fmt: skip
+    row = evaluate(ScriptedGenerator(outputs), {"toy": problems}, tmp_path, samples=3, settings=SAMPLED,
+                   batch_size=4, progress=False)["toy"]  # fmt: skip
+    assert row["within_group_auroc"] == 0.5  # p0 only: (1 + 0) / 2 pairs
+    assert row["overconfident_error_rate"] == 0.5  # of p0's two wrong answers, one beats every right one
+    assert (row["groups_all_wrong"], row["groups_mixed"], row["groups_all_correct"]) == (1 / 3, 1 / 3, 1 / 3)
+    assert row["truncated"] == 0.0 and row["auroc"] is not None
+
+
+def test_undefined_within_group_metrics_are_null_in_json(tmp_path):
+    problems = [Problem("p0", "q", "7", "number")]
+    outputs = [("1", -1.0, True), ("2", -2.0, True)]
+    evaluate(
+        ScriptedGenerator(outputs), {"toy": problems}, tmp_path, samples=2, settings=SAMPLED, progress=False
+    )
+    text = (tmp_path / "summary.json").read_text()
+    row = json.loads(text)["toy"]
+    assert "NaN" not in text and row["within_group_auroc"] is None and row["overconfident_error_rate"] is None
+
+
+@pytest.mark.parametrize(
+    ("samples", "batch_size", "settings", "message"),
+    [
+        (0, 4, SAMPLED, "--samples"),
+        (2, 0, SAMPLED, "--batch-size"),
+        (1, 4, SamplingSettings(max_new_tokens=0), "--max-new-tokens"),
+        (1, 4, SamplingSettings(temperature=-0.5), "--temperature"),
+        (2, 4, SamplingSettings(temperature=0.0), "temperature 0 would be 2 copies"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_written(
+    tmp_path, samples, batch_size, settings, message
+):
+    with pytest.raises(ValueError, match=message):
+        evaluate(ScriptedGenerator([]), {"toy": _problems(1)}, tmp_path / "out", samples=samples,
+                 batch_size=batch_size, settings=settings, progress=False)  # fmt: skip
+    assert not (tmp_path / "out").exists()

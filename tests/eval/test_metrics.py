@@ -56,3 +56,21 @@ def test_reliability_plot_writes_a_png(tmp_path):
     path = reliability_plot({"toy": ([0.1, 0.5, 0.9, 0.95], [False, True, True, True])}, tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_the_documented_worked_example():
+    """docs/method.md section 6 and docs/evaluation.md: three groups of four, computed by hand."""
+    import torch
+
+    from icpo.core import group_auroc, group_outcome_shares, overconfident_error_rate, within_group_auroc
+
+    c = torch.tensor([-1.2, -0.8, -1.5, -2.0, -0.9, -1.1, -1.4, -2.2, -0.5, -1.0, -0.7, -0.3])
+    right = torch.tensor([1, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0]).bool()
+    per_group = group_auroc(c, right, 4)
+    assert per_group[0] == 0.5 and math.isnan(per_group[1]) and per_group[2] == pytest.approx(2 / 3)
+    assert within_group_auroc(c, right, 4) == pytest.approx(7 / 12)
+    assert overconfident_error_rate(c, right, 4) == pytest.approx(0.4)
+    assert group_outcome_shares(right, 4) == pytest.approx(
+        {"all_wrong": 1 / 3, "mixed": 2 / 3, "all_correct": 0}
+    )
+    assert auroc(c.tolist(), right.tolist()) == pytest.approx(13 / 27)

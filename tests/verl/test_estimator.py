@@ -248,6 +248,8 @@ def test_confidence_for_another_batch_is_rejected():
         ({"combine": "sum"}, "algorithm.icpo.combine='sum' is not supported"),
         ({"alpha": -1.0}, "alpha must be a finite number >= 0"),
         ({"tau": 0.0}, "tau must be a finite number > 0"),
+        ({"alpha": True}, "algorithm.icpo.alpha must be a finite number >= 0, got True"),
+        ({"correct_threshold": "abc"}, "algorithm.icpo.correct_threshold must be a finite number, got 'abc'"),
     ],
 )
 def test_bad_options_are_reported_with_their_config_path(options, message):

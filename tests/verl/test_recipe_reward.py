@@ -1,4 +1,4 @@
-"""The recipe's verifiable reward (recipes/verl/reward.py) on real MATH-500 problems.
+"""The recipe's verifiable reward (recipes/verl/reward.py) on real MATH-500 problems, and its bound.
 
 It needs math-verify, not verl, so it runs in both environments (.venv-verl has math-verify with the antlr4
 4.9 runtime that verl's Hydra pins, as a cluster running the recipe must).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,17 @@ def test_reference_solutions_score_one_and_other_problems_answers_zero(math500):
 )
 def test_the_last_answer_block_is_graded(response, reference, score):
     assert load_reward_module().compute_score("rlpr", response, reference) == score
+
+
+def test_a_power_tower_scores_zero_within_the_graders_budget():
+    """math-verify runs in icpo.rewards' bounded pool: a response that would hang it in-process (a huge
+    integer power computed in C) costs at most one call's budget and scores 0.0."""
+    from icpo.rewards import math_verifier
+
+    compute_score = load_reward_module().compute_score
+    assert compute_score("rlpr", "<answer>2</answer>", "2") == 1.0  # the pool is started
+    for response in ("<answer>9^{9^{9^{9^{9}}}}</answer>", r"so \boxed{10^{10^{10}}}"):
+        started = time.monotonic()
+        assert compute_score("rlpr", response, "1") == 0.0
+        assert time.monotonic() - started < math_verifier().budget_s(1) + 5
+    assert compute_score("rlpr", r"it is \boxed{\frac{1}{2}}", "0.5") == 1.0

@@ -1,13 +1,21 @@
 """Benchmark presets: each maps one public file's schema to problems (prompt text, gold answer, grader).
 
-A preset names its file in the benchmark folder (``../shared/benchmarks`` by default) and a function
-turning one record into a ``Problem``. Records are read from JSONL or Parquet. To add a benchmark, write
+A preset names its file in the benchmark folder (``default_data_dir()``: ``$ICPO_BENCHMARKS_DIR``, else
+``../shared/benchmarks`` beside the repository, wherever the command runs from) and a function turning one
+record into a ``Problem``. Records are read from JSONL or Parquet, or by the preset's own reader (GPQA's
+password-protected zip, read in memory: its questions are never written out in plain text). To add a benchmark, write
 such a function and add a ``Preset`` to ``PRESETS`` (docs/evaluation.md walks through it).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import random
+import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +23,8 @@ from typing import Any
 
 from icpo.rewards import CHOICE_LETTERS, gold_text, last_boxed
 
-DEFAULT_DATA_DIR = Path("../shared/benchmarks")
+DATA_DIR_ENV = "ICPO_BENCHMARKS_DIR"
+REPOSITORY_ROOT = Path(__file__).resolve().parents[3]  # src/icpo/eval/benchmarks.py -> the checkout
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 BOOLEAN_INSTRUCTION = "Answer True or False, and put your final answer within \\boxed{}."
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option, for example: The answer is (C)."
@@ -34,12 +43,10 @@ class Problem:
     reference: str | None = None
 
 
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    filename: str
-    to_problem: Callable[[dict[str, Any], int], Problem | None]  # None: the record is skipped
-    description: str
+def default_data_dir() -> Path:
+    """``$ICPO_BENCHMARKS_DIR`` when set, else ``../shared/benchmarks`` beside the repository checkout."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    return Path(configured).expanduser() if configured else REPOSITORY_ROOT.parent / "shared" / "benchmarks"
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
@@ -60,6 +67,18 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
                         f"{path}:{number} is not valid JSON ({error.msg}); fix or remove it."
                     ) from None
     return records
+
+
+GPQA_PASSWORD = b"deserted-untie-orchid"  # the public password of the upstream GPQA dataset.zip
+GPQA_MEMBER = "gpqa_diamond.csv"
+GPQA_SHUFFLE_SEED = 0
+
+
+def read_gpqa_zip(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of GPQA's CSV inside its password-protected zip, decrypted in memory only."""
+    with zipfile.ZipFile(path) as archive:
+        text = archive.read(GPQA_MEMBER, pwd=GPQA_PASSWORD).decode("utf-8")
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def _math(question: str) -> str:
@@ -141,6 +160,53 @@ def _theoremqa(record: dict[str, Any], index: int) -> Problem | None:
     return Problem(record["id"], _math(record["Question"]), gold, "math")
 
 
+def _word_problem(id_: Any, question: str, gold: Any) -> Problem:
+    return Problem(str(id_), _math(question.strip()), gold_text(gold), "number")
+
+
+def _mawps(record: dict[str, Any], index: int) -> Problem:
+    return _word_problem(record.get("idx", index), record["input"], record["target"])
+
+
+def _svamp(record: dict[str, Any], index: int) -> Problem:
+    body, question = record["Body"].strip(), record["Question"].strip()
+    return _word_problem(record.get("ID", index), f"{body} {question}", record["Answer"])
+
+
+ASDIV_NUMBER = re.compile(r"^\s*(-?\d[\d,]*(?:\.\d+)?)\s*(?:\([^()]*\))?\s*$")  # "9 (apples)"
+
+
+def _asdiv(record: dict[str, Any], index: int) -> Problem | None:
+    """ASDiv with a numeric gold ("9 (apples)" -> "9"); the 131 records whose answer is a name, a ratio
+    or a time are skipped (the number grader cannot grade them)."""
+    match = ASDIV_NUMBER.match(record["answer"])
+    if match is None:
+        return None
+    question = f"{record['body'].strip()} {record['question'].strip()}"
+    return _word_problem(record.get("idx", index), question, match.group(1).replace(",", ""))
+
+
+def _gpqa(record: dict[str, Any], index: int) -> Problem:
+    """GPQA-Diamond: the correct and three incorrect answers shuffled per question with a fixed seed
+    (random.Random seeded by the shuffle seed and the record id), so "A" is not always right."""
+    options = [record["Correct Answer"]] + [record[f"Incorrect Answer {i}"] for i in (1, 2, 3)]
+    order = list(range(4))
+    random.Random(f"{GPQA_SHUFFLE_SEED}:{record['Record ID']}").shuffle(order)
+    shuffled = [options[i].strip() for i in order]
+    return Problem(
+        record["Record ID"], _choices(record["Question"].strip(), shuffled), order.index(0), "choice", 4
+    )
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    filename: str
+    to_problem: Callable[[dict[str, Any], int], Problem | None]  # None: the record is skipped
+    description: str
+    read: Callable[[Path], list[dict[str, Any]]] = read_records
+
+
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
@@ -156,28 +222,42 @@ PRESETS: dict[str, Preset] = {
             "mmlu_pro", "mmlu_pro_1000.jsonl", _mmlu_pro, "MMLU-Pro 1000-question subset, gold letter A-J"
         ),
         Preset("theoremqa", "theoremqa_test.jsonl", _theoremqa, "TheoremQA, text-only records"),
+        Preset("mawps", "mawps.jsonl", _mawps, "MAWPS word problems, gold `target` (float)"),
+        Preset("svamp", "svamp.jsonl", _svamp, "SVAMP, question `Body` + `Question`, gold `Answer`"),
+        Preset("asdiv", "asdiv.jsonl", _asdiv, "ASDiv, gold the leading number of `answer`"),
+        Preset(
+            "gpqa_diamond",
+            "gpqa_diamond.zip",
+            _gpqa,
+            "GPQA-Diamond CSV in its password zip, options shuffled per question",
+            read=read_gpqa_zip,
+        ),
     )
 }
 
 
 def load_benchmark(
     name: str,
-    data_dir: str | Path = DEFAULT_DATA_DIR,
+    data_dir: str | Path | None = None,
     path: str | Path | None = None,
     limit: int | None = None,
 ) -> list[Problem]:
-    """The problems of preset ``name``, read from ``path`` or ``data_dir / preset.filename``; the first
-    ``limit`` when given."""
+    """The problems of preset ``name``, read from ``path`` or ``data_dir / preset.filename`` (default
+    ``default_data_dir()``); the first ``limit`` when given. A file without problems is a ValueError."""
     if name not in PRESETS:
         raise ValueError(f"unknown benchmark {name!r}; presets are {sorted(PRESETS)}.")
     preset = PRESETS[name]
-    path = Path(path) if path is not None else Path(data_dir) / preset.filename
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 (or None for every problem), got {limit}.")
+    data_dir = default_data_dir() if data_dir is None else Path(data_dir)
+    path = Path(path) if path is not None else data_dir / preset.filename
     if not path.exists():
         raise FileNotFoundError(
-            f"benchmark file {path} not found; pass --data-dir with the folder that holds {preset.filename}."
+            f"benchmark file {path} not found; pass --data-dir (or set ${DATA_DIR_ENV}) to the folder "
+            f"that holds {preset.filename}."
         )
     problems = []
-    for index, record in enumerate(read_records(path)):
+    for index, record in enumerate(preset.read(path)):
         try:
             problem = preset.to_problem(record, index)
         except KeyError as missing:
@@ -189,6 +269,10 @@ def load_benchmark(
             problems.append(problem)
         if limit is not None and len(problems) >= limit:
             break
+    if not problems:
+        raise ValueError(
+            f"{path} holds no {name} problems; check the file (it is empty or every record is skipped)."
+        )
     return problems
 
 

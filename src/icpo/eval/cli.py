@@ -1,25 +1,40 @@
-"""``icpo eval``: evaluate a checkpoint on benchmark presets (also ``python -m icpo.eval.cli``)."""
+"""``icpo eval``: evaluate a checkpoint on benchmark presets (also ``python -m icpo.eval.cli``).
+
+Every argument is checked before anything is written or loaded (one ``icpo eval: error:`` line, exit
+2); the ``--out`` folder is then locked for the whole run (a second eval on it exits 2 naming the
+holder's PID).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from icpo.cli import checked_command
+from icpo.command import checked_command
 
 DEFAULT_BENCHMARKS = "math500"
+# 512 new tokens hold a step-by-step solution of a GSM8K/MATH-500 level problem from an instruct model
+# (most end well under 400) at half the cost of 1024; the summary's `truncated` share says when a
+# benchmark needs more.
+DEFAULT_MAX_NEW_TOKENS = 512
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="a Hugging Face model folder (or hub id, when online)")
+    from icpo.eval.benchmarks import DATA_DIR_ENV, PRESETS, default_data_dir
+
     parser.add_argument(
-        "--benchmarks",
-        default=DEFAULT_BENCHMARKS,
-        help="comma-separated presets: math500,gsm8k,aime24,amc23,minerva,mmlu_stem,mmlu_pro,theoremqa",
+        "--model", required=True, help="a Hugging Face model folder, a model preset, or a hub id when online"
     )
     parser.add_argument(
-        "--data-dir", default="../shared/benchmarks", help="folder holding the benchmark files"
+        "--benchmarks", default=DEFAULT_BENCHMARKS, help=f"comma-separated presets: {','.join(PRESETS)}"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=str(default_data_dir()),
+        help=f"folder holding the benchmark files: ${DATA_DIR_ENV} when set, else ../shared/benchmarks "
+        "beside the repository, wherever you run from",
     )
     parser.add_argument("--samples", type=int, default=1, help="k: samples per problem (avg@k, pass@k)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems of each benchmark")
@@ -27,45 +42,105 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, help="run folder: samples.jsonl, summary.json, reliability.png"
     )
     parser.add_argument("--batch-size", type=int, default=16, help="sequences generated together")
-    parser.add_argument("--max-new-tokens", type=int, default=1024)
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=DEFAULT_MAX_NEW_TOKENS,
+        help="completion limit; a completion cut there counts as wrong (see `truncated`)",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.0, help="0 = greedy; more than 1 sample needs > 0"
+    )
+    parser.add_argument(
+        "--top-p", type=float, default=1.0, help="nucleus sampling mass (with temperature > 0)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument("--backend", choices=("auto", "transformers", "vllm"), default="auto")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def _load_inputs(args: argparse.Namespace) -> dict:
-    """Check the model folder and load every benchmark before any generation starts."""
-    from icpo.eval.benchmarks import load_benchmark
-    from icpo.models import resolve_model
+def _check_model(model: str) -> None:
+    """A model is a folder that exists, or (online, or found in the hub cache) a hub id ``org/name``."""
     from icpo.recipe import check_model_folder
 
-    args.model = model = resolve_model(args.model)  # a preset name (icpo.models) -> its cached folder
-    if (
-        Path(model).exists() or Path(model).is_absolute() or model.startswith(".")
-    ):  # a local path, not a hub id
-        check_model_folder(model)
+    path = Path(model).expanduser()
+    if path.exists():
+        check_model_folder(str(path))
+        return
+    looks_like_hub_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        raise ValueError(
+            f"model folder {model!r} does not exist (relative to {Path.cwd()}); give the path of a "
+            "Hugging Face model folder."
+        )
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise ValueError(
+                f"model {model!r} is neither a folder here (relative to {Path.cwd()}) nor a hub model in "
+                "the local cache, and HF_HUB_OFFLINE is set; give the path of a model folder."
+            )
+
+
+def _settings(args: argparse.Namespace):
+    from icpo.eval.generation import SamplingSettings
+
+    return SamplingSettings(args.max_new_tokens, args.temperature, args.top_p)
+
+
+def _run_config(args: argparse.Namespace) -> dict:
+    return {"model": str(args.model), "limit": args.limit}
+
+
+def _load_inputs(args: argparse.Namespace) -> dict:
+    """Check every argument, the model, the --out folder and every benchmark before any work."""
+    from icpo.eval.benchmarks import load_benchmark
+    from icpo.eval.harness import SAMPLES_FILE, check_arguments, check_config, config_of, sample_key
+    from icpo.models import PRESETS as MODEL_PRESETS
+    from icpo.models import check_preset_available
+    from icpo.runfolder import read_jsonl
+
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1 (or left out for every problem), got {args.limit}.")
+    check_arguments(args.samples, args.batch_size, _settings(args))
+    if args.model in MODEL_PRESETS:  # built into its cache folder when the run starts
+        check_preset_available(args.model)
+    else:
+        _check_model(args.model)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; give a folder (it is created when missing).")
+    check_config(out, config_of(args.samples, _settings(args), args.batch_size, args.seed, _run_config(args)))
+    read_jsonl(out / SAMPLES_FILE, key=sample_key)  # a repeated sample is an error now, not an average later
     names = [name.strip() for name in args.benchmarks.split(",") if name.strip()]
+    if not names:
+        raise ValueError("--benchmarks is empty; name at least one preset.")
     return {name: load_benchmark(name, args.data_dir, limit=args.limit) for name in names}
 
 
 def _evaluate(args: argparse.Namespace, benchmarks: dict) -> int:
-    from icpo.eval.generation import SamplingSettings, make_generator
+    from icpo.eval.generation import make_generator
     from icpo.eval.harness import PLOT_FILE, SAMPLES_FILE, evaluate, format_table
+    from icpo.models import resolve_model
+    from icpo.runfolder import FolderInUse, locked_folder
 
-    settings = SamplingSettings(args.max_new_tokens, args.temperature, args.top_p)
-    summary = evaluate(
-        make_generator(args.model, args.backend),
-        benchmarks,
-        args.out,
-        samples=args.samples,
-        settings=settings,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        progress=not args.no_progress,
-        run_config={"model": str(args.model), "limit": args.limit},
-    )
+    try:
+        with locked_folder(args.out):
+            summary = evaluate(
+                make_generator(resolve_model(args.model), args.backend),  # a preset -> its folder
+                benchmarks,
+                args.out,
+                samples=args.samples,
+                settings=_settings(args),
+                batch_size=args.batch_size,
+                seed=args.seed,
+                progress=not args.no_progress,
+                run_config=_run_config(args),
+            )
+    except FolderInUse as error:
+        print(f"icpo eval: error: {error}", file=sys.stderr)
+        return 2
     print(format_table(summary))
     print(f"per-sample lines: {args.out}/{SAMPLES_FILE}; reliability plot: {args.out}/{PLOT_FILE}")
     return 0
@@ -75,13 +150,21 @@ run = checked_command(_load_inputs, _evaluate)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a model on benchmarks (avg@k, pass@k, confidence)")
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on benchmarks (avg@k, pass@k, confidence)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_arguments(parser)
     parser.set_defaults(run=run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="icpo eval", description="Evaluate a model on benchmark presets.")
+    parser = argparse.ArgumentParser(
+        prog="icpo eval",
+        description="Evaluate a model on benchmark presets.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     add_arguments(parser)
     parser.set_defaults(command="eval")
     return run(parser.parse_args(argv))

@@ -1,13 +1,18 @@
-"""Batched sampling with the model's own confidence in each completion.
+"""Sampling with the model's own confidence: the one home of "sample and score" in icpo.
 
-``generate(prompts, ...)`` returns, per prompt, the completion text and its confidence
-c = icpo.core.sequence_confidence: the mean over completion tokens (the EOS token included, padding
-after it excluded) of log softmax(logits)[token], computed from the model's raw logits, i.e. at
-temperature 1 whatever the sampling temperature or top-p, so confidence does not depend on how we sample.
+``sample_with_confidence(model, tokenizer, prompts, settings, seed)`` takes an already-loaded Hugging Face
+causal LM and its tokenizer and returns, per prompt, a ``Generation``: the completion text, its number of
+tokens, whether it finished (emitted an end-of-sequence token) or was cut at ``max_new_tokens``, and its
+confidence c = icpo.core.sequence_confidence, the mean over completion tokens (the EOS token included,
+anything after it excluded: ``completion_mask``) of log softmax(logits)[token], computed from the
+model's raw logits, i.e. at temperature 1 whatever the sampling temperature or top-p, so confidence does
+not depend on how we sample.
 
-Two backends behind one interface: transformers (any device, the one tested here) and vLLM (used by
-``make_generator`` when vllm is importable and a CUDA GPU is present; its per-token log-probs are the raw
-model log-probs, vLLM's default ``logprobs_mode``).
+Two backends behind one interface (``generate(prompts, settings, seed)`` and ``.tokenizer``):
+``TransformersGenerator`` (any device, the one tested here; a thin owner of a model folder that calls
+``sample_with_confidence``) and ``VLLMGenerator`` (used by ``make_generator`` when vllm is importable and
+a CUDA GPU is present; its per-token log-probs are the raw model log-probs, vLLM's default
+``logprobs_mode``).
 """
 
 from __future__ import annotations
@@ -27,36 +32,75 @@ class Generation:
     text: str
     confidence: float  # nan when the completion has no tokens
     num_tokens: int
+    finished: bool  # True: ended with an EOS token; False: cut at max_new_tokens (truncated)
 
 
 @dataclass(frozen=True)
 class SamplingSettings:
+    """How to sample. ``temperature == 0`` is greedy decoding."""
+
     max_new_tokens: int = 512
-    temperature: float = 0.0  # 0 = greedy
+    temperature: float = 0.0
     top_p: float = 1.0
 
+    def validate(self) -> None:
+        """One-line ValueError for settings no sampler accepts."""
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens (--max-new-tokens) must be >= 1, got {self.max_new_tokens}.")
+        if not self.temperature >= 0:
+            raise ValueError(
+                f"temperature (--temperature) must be >= 0 (0 = greedy), got {self.temperature}."
+            )
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p (--top-p) must lie in (0, 1], got {self.top_p}.")
 
-class TransformersGenerator:
-    """Left-padded batched ``model.generate`` on a Hugging Face checkpoint folder."""
 
-    def __init__(self, model_dir: str | Path, device: str | None = None, dtype: torch.dtype | None = None):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    """Every token id that ends a completion: the model's generation config EOS id(s) and the
+    tokenizer's EOS id."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [] if configured is None else [configured] if isinstance(configured, int) else list(configured)
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    return sorted(set(ids))
 
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        dtype = dtype or (torch.bfloat16 if self.device == "cuda" else torch.float32)
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
 
-    @torch.no_grad()
-    def generate(self, prompts: Sequence[str], settings: SamplingSettings, seed: int) -> list[Generation]:
-        encoded = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = encoded.to(self.device)
+def completion_mask(tokens: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
+    """``[B, T]`` long mask: 1 for each generated token up to and including the first EOS of its row, 0
+    after it (the padding ``generate`` appends to rows that ended early)."""
+    is_eos = torch.isin(tokens, torch.tensor(list(eos_ids), dtype=tokens.dtype, device=tokens.device))
+    is_eos = is_eos.long()
+    eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS tokens strictly before each position
+    return (eos_before == 0).long()
+
+
+@torch.no_grad()
+def sample_with_confidence(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    settings: SamplingSettings,
+    seed: int | None = None,
+    add_special_tokens: bool = False,
+) -> list[Generation]:
+    """One completion per prompt (repeat a prompt for k samples), batched with left padding.
+
+    ``prompts`` are complete model inputs (a chat template already applied: ``add_special_tokens``
+    False). ``seed`` re-seeds torch's global generator first (None: leave it as it is, e.g. inside
+    training). The model's train/eval mode and the tokenizer's padding side are restored afterwards."""
+    settings.validate()
+    was_training, padding_side = model.training, tokenizer.padding_side
+    model.eval()
+    tokenizer.padding_side = "left"
+    try:
+        encoded = tokenizer(
+            list(prompts), return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
+        ).to(model.device)
         sampling = settings.temperature > 0
-        torch.manual_seed(seed)
-        output = self.model.generate(
+        if seed is not None:
+            torch.manual_seed(seed)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        output = model.generate(
             **encoded,
             max_new_tokens=settings.max_new_tokens,
             do_sample=sampling,
@@ -65,33 +109,53 @@ class TransformersGenerator:
             top_k=0 if sampling else None,  # 0: no top-k cut (generation_config often sets 50)
             output_logits=True,
             return_dict_in_generate=True,
-            pad_token_id=self.tokenizer.pad_token_id,
+            pad_token_id=pad_id,
         )
-        tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
-        logits = torch.stack(output.logits, dim=1).float()  # [B, T, V], raw: before any logits processor
-        token_logps = torch.log_softmax(logits, dim=-1).gather(2, tokens.unsqueeze(2)).squeeze(2)
-        mask = _until_first_eos(tokens, self.model.generation_config.eos_token_id)
-        confidence = sequence_confidence(token_logps, mask)
-        texts = self.tokenizer.batch_decode(tokens * mask, skip_special_tokens=True)
-        return [
-            Generation(text, float(c), int(n))
-            for text, c, n in zip(texts, confidence.tolist(), mask.sum(1).tolist(), strict=True)
-        ]
+    finally:
+        model.train(was_training)
+        tokenizer.padding_side = padding_side
+    tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
+    logits = torch.stack(output.logits, dim=1).float()  # [B, T, V], raw: before any logits processor
+    token_logps = torch.log_softmax(logits, dim=-1).gather(2, tokens.unsqueeze(2)).squeeze(2)
+    eos_ids = eos_token_ids(model, tokenizer)
+    mask = completion_mask(tokens, eos_ids)
+    confidence = sequence_confidence(token_logps, mask).tolist()
+    finished = (torch.isin(tokens, torch.tensor(eos_ids, device=tokens.device)) & mask.bool()).any(dim=1)
+    lengths = mask.sum(dim=1).tolist()
+    texts = [
+        tokenizer.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, lengths, strict=True)
+    ]
+    return [
+        Generation(text, float(c), int(n), bool(done))
+        for text, c, n, done in zip(texts, confidence, lengths, finished.tolist(), strict=True)
+    ]
 
 
-def _until_first_eos(tokens: torch.Tensor, eos_token_id: int | list[int] | None) -> torch.Tensor:
-    """1 for each token up to and including the first EOS of its row, 0 after it."""
-    eos_ids = torch.tensor(
-        []
-        if eos_token_id is None
-        else [eos_token_id]
-        if isinstance(eos_token_id, int)
-        else list(eos_token_id),
-        device=tokens.device,
-    )
-    is_eos = torch.isin(tokens, eos_ids).long()
-    eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS tokens strictly before each position
-    return (eos_before == 0).long()
+class TransformersGenerator:
+    """A Hugging Face checkpoint folder (or an already-loaded model and tokenizer) behind the generator
+    interface; ``generate`` is ``sample_with_confidence``."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        model: Any = None,
+        tokenizer: Any = None,
+    ):
+        if model is None:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model, self.tokenizer = model.eval(), tokenizer
+
+    def generate(self, prompts: Sequence[str], settings: SamplingSettings, seed: int) -> list[Generation]:
+        return sample_with_confidence(self.model, self.tokenizer, prompts, settings, seed)
 
 
 class VLLMGenerator:
@@ -124,7 +188,8 @@ class VLLMGenerator:
                 for step, token in zip(completion.logprobs, completion.token_ids, strict=True)
             ]
             confidence = sum(logps) / len(logps) if logps else float("nan")
-            generations.append(Generation(completion.text, confidence, len(logps)))
+            finished = completion.finish_reason != "length"  # "length": cut at max_tokens
+            generations.append(Generation(completion.text, confidence, len(logps), finished))
         return generations
 
 

@@ -7,8 +7,14 @@ seed ``seed + crc32(benchmark) + j`` and its lines are appended and flushed toge
 file is read back (a line cut short by a kill is dropped and the file truncated to the last complete
 line), finished (benchmark, problem id, sample) triples are skipped, and a partly written chunk is
 generated again in full with the same seed, writing only its missing lines: the final file is the one
-an uninterrupted run writes. ``OUT/config.json`` records the settings; resuming with other settings is
-refused rather than mixing two runs.
+an uninterrupted run writes. A (benchmark, problem, sample) line present twice (two writers) is an error,
+never averaged in. ``OUT/config.json`` records the settings; resuming with other settings is refused
+rather than mixing two runs (``check_config`` does that check without writing anything).
+
+Truncation: a completion that reached ``max_new_tokens`` without an end-of-sequence token has
+``finished: false`` and ``correct: false`` whatever its last number says (GSM8K problem 0 once scored
+"64" from "...16 + 64 ="): an answer the model never finished is not an answer. ``extracted`` still
+shows what the grader would have read, for inspection.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from icpo.core import overconfident_error_rate
+from icpo.core import group_outcome_shares, overconfident_error_rate, within_group_auroc
 from icpo.eval.benchmarks import Problem, build_prompt
 from icpo.eval.generation import SamplingSettings
 from icpo.eval.metrics import auroc, expected_calibration_error, pass_at_k, reliability_plot
 from icpo.rewards import grade_many
+from icpo.runfolder import read_jsonl, write_json_atomically
 
 SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
     "samples.jsonl",
@@ -40,38 +47,59 @@ SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
 )
 
 
-def write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+def sample_key(record: dict[str, Any]) -> tuple[str, str, int]:
+    return record["benchmark"], record["problem_id"], record["sample"]
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """The complete lines of a samples file; a final line without its newline (a kill mid-write) is
-    dropped and cut from the file so that appending continues cleanly."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    if len(complete) < len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(len(complete))
-    return [json.loads(line) for line in complete.decode("utf-8").splitlines() if line.strip()]
-
-
-def _check_config(out_dir: Path, config: dict[str, Any]) -> None:
-    path = out_dir / CONFIG_FILE
+    dropped and cut from the file so that appending continues cleanly. A repeated sample raises
+    ``icpo.runfolder.DuplicateRecord``."""
     if path.exists():
+        data = path.read_bytes()
+        complete = len(data[: data.rfind(b"\n") + 1])
+        if complete < len(data):
+            with path.open("r+b") as handle:
+                handle.truncate(complete)
+    return read_jsonl(path, key=sample_key)
+
+
+def check_arguments(samples: int, batch_size: int, settings: SamplingSettings) -> None:
+    """One-line ValueError for a setting no evaluation can run with (raised before anything is written)."""
+    if samples < 1:
+        raise ValueError(f"samples per problem (--samples) must be >= 1, got {samples}.")
+    if batch_size < 1:
+        raise ValueError(f"batch size (--batch-size) must be >= 1, got {batch_size}.")
+    settings.validate()
+    if samples > 1 and settings.temperature == 0:
+        raise ValueError(
+            f"--samples {samples} at temperature 0 would be {samples} copies of one greedy "
+            "answer; set a temperature > 0 (e.g. 1.0) or use 1 sample."
+        )
+
+
+def config_of(
+    samples: int, settings: SamplingSettings, batch_size: int, seed: int, extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What ``config.json`` records: everything the samples depend on."""
+    return {"samples": samples, "seed": seed, "batch_size": batch_size, **asdict(settings), **(extra or {})}
+
+
+def check_config(out_dir: str | Path, config: dict[str, Any]) -> None:
+    """A one-line ValueError when ``out_dir`` holds a run made with other settings; writes nothing."""
+    path = Path(out_dir) / CONFIG_FILE
+    if not path.exists():
+        return
+    try:
         previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = {
-            key: (previous.get(key), value) for key, value in config.items() if previous.get(key) != value
-        }
-        if changed:
-            raise ValueError(
-                f"{out_dir} holds a run with other settings {changed} (old, new); resume with the same "
-                "settings or pass a new --out directory."
-            )
-    write_atomic(path, json.dumps(config, indent=2, sort_keys=True))
+    except json.JSONDecodeError:
+        raise ValueError(f"{path} is not valid JSON; delete it (or the folder) and run again.") from None
+    changed = {key: (previous.get(key), value) for key, value in config.items() if previous.get(key) != value}
+    if changed:
+        raise ValueError(
+            f"{out_dir} holds a run with other settings {changed} (old, new); resume with the same "
+            "settings or pass a new --out directory."
+        )
 
 
 def evaluate(
@@ -87,19 +115,11 @@ def evaluate(
 ) -> dict[str, dict[str, Any]]:
     """Generate ``samples`` completions per problem of each benchmark, grade them, append them to
     ``out_dir/samples.jsonl`` as they finish, then write and return the summary (``summarise``)."""
-    if samples < 1 or batch_size < 1:
-        raise ValueError(f"samples and batch_size must be >= 1, got {samples} and {batch_size}.")
     settings = settings or SamplingSettings()
+    check_arguments(samples, batch_size, settings)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "samples": samples,
-        "seed": seed,
-        "batch_size": batch_size,
-        **asdict(settings),
-        **(run_config or {}),
-    }
-    _check_config(out_dir, config)
+    config = config_of(samples, settings, batch_size, seed, run_config)
+    check_config(out_dir, config)
     for name, problems in benchmarks.items():
         counts = Counter(problem.id for problem in problems)
         if len(counts) != len(problems):
@@ -108,7 +128,9 @@ def evaluate(
                 f"benchmark {name!r} has repeated problem ids {repeated}; ids must be unique to resume."
             )
     samples_path = out_dir / SAMPLES_FILE
-    done = {(r["benchmark"], r["problem_id"], r["sample"]) for r in read_samples(samples_path)}
+    done = {sample_key(r) for r in read_samples(samples_path)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomically(out_dir / CONFIG_FILE, config)
 
     with samples_path.open("a", encoding="utf-8") as sink:
         for name, problems in benchmarks.items():
@@ -139,9 +161,10 @@ def evaluate(
                         "prompt": prompt,
                         "completion": generation.text,
                         "extracted": verdict.extracted,
-                        "correct": verdict.correct,
+                        "correct": verdict.correct if generation.finished else False,
                         "confidence": None if math.isnan(generation.confidence) else generation.confidence,
                         "num_tokens": generation.num_tokens,
+                        "finished": generation.finished,
                         "gold": _jsonable(problem.gold),
                     }
                     sink.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -180,9 +203,12 @@ def _jsonable(value: Any) -> Any:
 def summarise(out_dir: str | Path, names: Sequence[str], samples: int) -> dict[str, dict[str, Any]]:
     """Metrics per benchmark from ``samples.jsonl``; writes ``summary.json`` and ``reliability.png``.
 
-    Per benchmark: problems, samples, unscored (correct is None; counted as wrong), avg@k, pass@j for
-    j = 1, 2, 4, ... and k, and over samples with a confidence: auroc, ece (of exp(confidence)),
-    overconfident_error_rate (per problem group of k samples; needs k >= 2) and confidence_mean.
+    Per benchmark: problems, samples, unscored (correct is None; counted as wrong), truncated (share of
+    samples cut at the token limit; counted as wrong), avg@k, pass@j for j = 1, 2, 4, ... and k, and over
+    samples with a confidence: auroc (pooled over all samples), within_group_auroc and
+    overconfident_error_rate (per problem group of k samples, icpo.core's definitions: mixed groups only,
+    null when no group is mixed or k = 1), ece (of exp(confidence)), confidence_mean, and the shares of
+    groups that are all wrong / mixed / all correct. An undefined metric is null (JSON has no NaN).
     """
     out_dir = Path(out_dir)
     by_benchmark: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
@@ -200,6 +226,7 @@ def summarise(out_dir: str | Path, names: Sequence[str], samples: int) -> dict[s
             "problems": len(groups),
             "samples": samples,
             "unscored": sum(r["correct"] is None for r in records),
+            "truncated": sum(not r.get("finished", True) for r in records) / len(records),
             f"avg@{samples}": sum(correct) / len(correct),
         }
         ks = sorted({k for k in (2**p for p in range(samples.bit_length())) if k <= samples} | {samples})
@@ -210,24 +237,25 @@ def summarise(out_dir: str | Path, names: Sequence[str], samples: int) -> dict[s
         scored = [(r["confidence"], r["correct"] is True) for r in records if r["confidence"] is not None]
         confidences, labels = [c for c, _ in scored], [label for _, label in scored]
         probabilities = [math.exp(c) for c in confidences]
+        confidence = torch.tensor([math.nan if r["confidence"] is None else r["confidence"] for r in records])
+        is_correct = torch.tensor(correct)
         row["confidence_mean"] = sum(confidences) / len(confidences) if confidences else None
         row["auroc"] = auroc(confidences, labels)
-        row["ece"] = expected_calibration_error(probabilities, labels) if probabilities else None
-        row["overconfident_error_rate"] = (
-            _none_if_nan(
-                overconfident_error_rate(
-                    torch.tensor([math.nan if r["confidence"] is None else r["confidence"] for r in records]),
-                    torch.tensor(correct),
-                    samples,
-                )
-            )
-            if samples >= 2
-            else None
+        grouped = samples >= 2  # one sample per problem has no group to compare within
+        row["within_group_auroc"] = (
+            _none_if_nan(within_group_auroc(confidence, is_correct, samples)) if grouped else None
         )
+        row["overconfident_error_rate"] = (
+            _none_if_nan(overconfident_error_rate(confidence, is_correct, samples)) if grouped else None
+        )
+        row["ece"] = expected_calibration_error(probabilities, labels) if probabilities else None
+        shares = group_outcome_shares(is_correct, samples) if grouped else {}
+        for outcome in ("all_wrong", "mixed", "all_correct"):
+            row[f"groups_{outcome}"] = _none_if_nan(shares[outcome]) if grouped else None
         summary[name] = row
         if probabilities:
             curves[name] = (probabilities, labels)
-    write_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=2))
+    write_json_atomically(out_dir / SUMMARY_FILE, summary)
     if curves:
         reliability_plot(curves, out_dir / PLOT_FILE)
     return summary
@@ -245,7 +273,7 @@ def format_table(summary: dict[str, dict[str, Any]]) -> str:
 
 
 def _column_order(column: str) -> tuple[int, int, str]:
-    fixed = ["problems", "samples", "unscored"]
+    fixed = ["problems", "samples", "unscored", "truncated"]
     if column in fixed:
         return (0, fixed.index(column), column)
     if "@" in column:

@@ -37,13 +37,7 @@ from typing import Any
 import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
-from icpo.core import (
-    ICPOOptions,
-    icpo_advantages,
-    scheduled_alpha,
-    sequence_confidence,
-    step_metrics,
-)
+from icpo.core import ICPOOptions, sequence_confidence, step_metrics
 
 ESTIMATOR_NAME = "icpo"
 CONFIG_KEY = "icpo"
@@ -133,8 +127,7 @@ def icpo_step(
     """Per-row ICPO advantages ``[batch]`` for rows grouped by ``index`` (uid), and the step's metrics.
 
     ``step`` counts from 0 (the first update); the linear schedule reaches 0 at ``total_steps``.
-    Metrics (as the TRL engine logs them): ``icpo/alpha``, ``icpo/confidence_mean``,
-    ``icpo/confidence_std``, ``icpo/rank_flip_rate``, ``icpo/overconfident_error_rate``.
+    Metrics: ``icpo.core.step_metrics``, as the TRL engine logs them.
     """
     if not (rewards.shape == confidence.shape == (len(index),)):
         raise ValueError(
@@ -143,17 +136,13 @@ def icpo_step(
         )
     slots = group_slots(index)
     group_size = slots.shape[1]
-    alpha = scheduled_alpha(settings.alpha, settings.schedule, step, total_steps)
+    alpha = settings.alpha_at(step, total_steps)
     reward_grid, confidence_grid = _to_grid(rewards, slots), _to_grid(confidence, slots)
-    advantage_grid = icpo_advantages(
+    advantage_grid = settings.advantages(
         reward_grid,
         confidence_grid,
         group_size,
-        alpha=alpha,
-        method=settings.method,
-        tau=settings.tau,
-        direction=settings.direction,
-        combine=settings.combine,
+        alpha,
         scale="group" if norm_adv_by_std else "none",
         eps=epsilon,
     )

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import torch
 
-from icpo.experiment import StudySettings, Variant, _completion_mask, run_study
+from icpo.rl_run import GRPO, StudySettings, Variant
+from icpo.study import run_study
 
 # The real CLI dispatcher, limited to this module's commands (other command modules may be absent).
 CLI = (
-    "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.experiment', 'icpo.recipe'); "
+    "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.study_cli', 'icpo.recipe'); "
     "sys.exit(c.main(sys.argv[1:]))"
 )
 TINY_STUDY = ["--num-train", "64", "--num-test", "8", "--steps", "3", "--eval-every", "2"]
@@ -40,7 +42,11 @@ def write_recipe(path: Path, **keys) -> Path:
 def test_bad_input_gives_one_line_before_any_work(tmp_path, tiny_policy, icpo_fails):
     line = icpo_fails("compare", "--task", "sudoku", "--out", str(tmp_path / "study"))
     assert "unknown task 'sudoku'" in line
-    assert "--combine='sum'" in icpo_fails("demo", "--combine", "sum", "--out", str(tmp_path / "d"))
+    line = icpo_fails("demo", "--combine", "sum", "--out", str(tmp_path / "d"))
+    assert "argument --combine: invalid choice: 'sum'" in line
+    assert "--tau must be a finite number > 0" in icpo_fails(
+        "demo", "--tau", "0", "--out", str(tmp_path / "d")
+    )
     assert not (tmp_path / "study").exists() and not (tmp_path / "d").exists()
 
     line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "a.yaml", icpo_alfa=0.5)))
@@ -69,11 +75,94 @@ def test_bad_input_gives_one_line_before_any_work(tmp_path, tiny_policy, icpo_fa
     assert not (tmp_path / "out").exists()
 
 
-def test_completion_mask_stops_after_the_first_eos():
-    eos, pad = 1, 0
-    ids = torch.tensor([[5, 6, eos, 0, 0], [5, 6, 7, 8, 9], [eos, 0, 0, 0, 0]])
-    expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
-    assert torch.equal(_completion_mask(ids, eos, pad), expected)
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+PROGRESS_BAR = re.compile(r"^\s*[^|]*:?\s*\d+%\|.*\| *\d+/\d+ \[")
+
+
+def console_noise(stderr: str) -> list[str]:
+    """The lines of a command's stderr that are not a state of one of its progress bars."""
+    lines = re.split(r"[\r\n]", ANSI.sub("", stderr))
+    return [line for line in lines if line.strip() and not PROGRESS_BAR.match(line)]
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def finished_run(out: Path, **changes) -> Path:
+    """A result.json as a finished GRPO run of ``compare`` with TINY_STUDY settings would leave it."""
+    settings = StudySettings(num_train=64, num_test=8, steps=3, eval_every=2)
+    run_dir = out / "runs" / "grpo-noise0-seed0"
+    run_dir.mkdir(parents=True)
+    result = {"settings": {**asdict(settings), **changes}, "variant_options": asdict(GRPO)}
+    (run_dir / "result.json").write_text(json.dumps(result))
+    return run_dir / "result.json"
+
+
+def test_bad_study_arguments_and_folders_give_one_line_before_any_write(tmp_path, icpo_fails):
+    out = tmp_path / "study"
+    assert "--seeds must be at least 1" in icpo_fails("compare", "--seeds", "0", "--out", str(out))
+    assert "--seeds must be at least 1" in icpo_fails("compare", "--seeds", "-2", "--out", str(out))
+    assert "--seed must be >= 0, got -1" in icpo_fails("demo", "--seed", "-1", "--out", str(out))
+    assert tree(tmp_path) == []
+
+    a_file = tmp_path / "file"
+    a_file.write_text("not a folder")
+    assert f"--out {a_file} is a file" in icpo_fails("demo", "--out", str(a_file))
+    assert "which is a file" in icpo_fails("demo", "--out", str(a_file / "below"))
+    unwritable = Path("/sys/icpo-test-out")  # read-only for every user, root included
+    assert f"--out {unwritable} cannot be written" in icpo_fails("demo", "--out", str(unwritable))
+    assert tree(tmp_path) == ["file"]
+
+    result = finished_run(out, steps=4)
+    line = icpo_fails("compare", "--seeds", "1", "--out", str(out), *TINY_STUDY)
+    assert "holds a finished run made with other settings" in line and "grpo-noise0-seed0" in line
+    result.write_text(result.read_text()[:40])  # a result.json cut short by an old crash
+    line = icpo_fails("compare", "--seeds", "1", "--out", str(out), *TINY_STUDY)
+    assert f"{result} is not complete JSON" in line and "delete it" in line
+    assert tree(out) == ["runs", "runs/grpo-noise0-seed0", "runs/grpo-noise0-seed0/result.json"]
+
+
+def test_a_run_recorded_before_an_option_existed_is_still_recognised(tmp_path):
+    from icpo.study import load_finished
+
+    result = finished_run(tmp_path)
+    recorded = json.loads(result.read_text())
+    del recorded["variant_options"]["correct_threshold"]  # as written before the option was recorded
+    result.write_text(json.dumps(recorded))
+    settings = StudySettings(num_train=64, num_test=8, steps=3, eval_every=2)
+    assert load_finished(result.parent, settings, GRPO) == recorded
+
+
+@pytest.mark.slow
+def test_a_second_compare_on_the_same_folder_is_refused_and_the_first_keeps_its_run(tmp_path):
+    out = tmp_path / "study"
+    args = ("compare", "--seeds", "1", "--out", str(out), "--report", "r", *TINY_STUDY)
+    first = icpo(*args, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".lock").exists() or not (out / ".lock").read_text().strip():
+            assert first.poll() is None, first.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the first compare did not take the lock within a minute"
+            time.sleep(0.1)
+        second = icpo(*args, cwd=tmp_path)
+        _, stderr = second.communicate(timeout=60)
+        assert second.returncode == 2
+        assert stderr.strip().splitlines() == [
+            f"icpo compare: error: {out} is in use by another icpo process (PID {first.pid}); wait for it to "
+            "finish, or write to another folder."
+        ]
+        stdout, stderr = first.communicate(timeout=240)
+        assert first.returncode == 0, stderr[-2000:]
+        # One clean display: progress bars only; TRL's log dicts and the libraries' warnings are in icpo.log.
+        assert stdout == f"report: {out / 'r.md'}\n"
+        assert console_noise(stderr) == [], console_noise(stderr)[:5]
+        assert "FutureWarning" in (out / "icpo.log").read_text()
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    assert len(list((out / "runs").glob("*/result.json"))) == 2 and (out / "r.md").exists()
 
 
 @pytest.mark.slow
@@ -109,7 +198,7 @@ def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
 
     other = StudySettings(**{**results[0]["settings"], "steps": 4})
     with pytest.raises(ValueError, match="made with other settings"):
-        run_study(out, other, [Variant(), Variant(alpha=0.5)], [0, 1], "r2")
+        run_study(out, other, [GRPO, Variant(alpha=0.5)], [0, 1], "r2")
 
 
 @pytest.mark.parametrize(
@@ -155,7 +244,7 @@ def test_a_study_with_a_start_accuracy_records_the_warm_start_it_got(tmp_path):
     from icpo.warmup import START
 
     settings = StudySettings(num_train=64, num_test=8, steps=2, eval_every=1, avg_k=4, start_accuracy=0.05)
-    run_study(tmp_path, settings, [Variant()], [0], "r")
+    run_study(tmp_path, settings, [GRPO], [0], "r")
     folder = tmp_path / "warmup-seed0-start0.05"
     chosen = json.loads((folder / START).read_text())
     result = json.loads((tmp_path / "runs" / "grpo-noise0-start0.05-seed0" / "result.json").read_text())
@@ -170,7 +259,7 @@ def test_a_study_with_a_start_accuracy_records_the_warm_start_it_got(tmp_path):
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
-    from icpo.experiment import pass_at_k
+    from icpo.heldout import pass_at_k
 
     assert pass_at_k(4, 0, 2) == 0.0 and pass_at_k(4, 4, 1) == 1.0
     assert pass_at_k(4, 1, 1) == pytest.approx(0.25)

@@ -1,0 +1,195 @@
+"""One RL run of the study: ``ICPOTrainer`` from a warm start on a synthetic task.
+
+``run_rl`` trains one ``Variant`` (the ICPO options; ``GRPO`` is alpha 0) for one seed with the
+``StudySettings``, measures held-out greedy accuracy every ``eval_every`` steps and, at the end, the
+metrics of ``icpo.heldout.evaluate``; it writes metrics.jsonl and TensorBoard events as it goes and
+``result.json`` (atomically, last) when done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from icpo.core import ICPOOptions
+from icpo.heldout import evaluate, max_completion_chars
+from icpo.runfolder import write_json_atomically
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class Variant(ICPOOptions):
+    """One arm of a study: the ICPO options it trains with, and its name. ``alpha == 0`` is GRPO."""
+
+    @property
+    def name(self) -> str:
+        if self.alpha == 0:
+            return "grpo"
+        name = f"icpo-a{self.alpha:g}-{self.method}-t{self.tau:g}-{self.combine}-{self.direction}"
+        return name if self.schedule == "constant" else f"{name}-{self.schedule}"
+
+
+GRPO = Variant(alpha=0.0)
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything a run depends on besides its variant and seed."""
+
+    task: str = "addition"
+    difficulty: int = 2
+    num_train: int = 2000
+    num_test: int = 200
+    mistake_rate: float = 0.5
+    steps: int = 150
+    prompts_per_step: int = 8
+    num_generations: int = 8
+    learning_rate: float = 1e-4
+    temperature: float = 1.0
+    reward_noise: float = 0.0
+    eval_every: int = 15
+    avg_k: int = 8
+    start_accuracy: float | None = None  # warm up to this held-out greedy accuracy (None: fixed epochs)
+
+
+def _recorder_callback(jsonl_path: Path, on_step, eval_every: int):
+    from transformers import TrainerCallback
+
+    class Recorder(TrainerCallback):
+        """Appends every log entry to metrics.jsonl and runs ``on_step(step)`` every ``eval_every`` steps."""
+
+        def __init__(self):
+            self.history: list[dict[str, float]] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            on_step(0)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            entry = {"step": state.global_step, **{k: v for k, v in (logs or {}).items() if _is_number(v)}}
+            self.history.append(entry)
+            with jsonl_path.open("a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % eval_every == 0 or state.global_step == state.max_steps:
+                on_step(state.global_step)
+
+    return Recorder()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def run_rl(
+    warm_start: Path, settings: StudySettings, variant: Variant, seed: int, run_dir: Path, train, test
+) -> dict[str, Any]:
+    """Train ``variant`` from ``warm_start`` and return (and write atomically) its result."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from icpo.console import step_bar
+    from icpo.tasks import make_reward_function, rl_rows, with_reward_noise
+    from icpo.trl import ICPOConfig, ICPOTrainer
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(warm_start)
+    model = AutoModelForCausalLM.from_pretrained(warm_start)
+    max_new_tokens = max_completion_chars(train)
+    reward = with_reward_noise(make_reward_function(settings.task), settings.reward_noise, seed)
+    config = ICPOConfig.from_options(
+        variant,
+        output_dir=str(run_dir),  # tensorboard events land in run_dir/runs/
+        report_to=["tensorboard"],
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.prompts_per_step * settings.num_generations,
+        num_generations=settings.num_generations,
+        max_completion_length=max_new_tokens,
+        temperature=settings.temperature,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="constant",
+        beta=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        seed=seed,
+        use_cpu=True,
+        bf16=False,
+        disable_tqdm=False,
+    )
+    curve: list[dict[str, float]] = []
+
+    def evaluate_now(step: int) -> None:
+        result = evaluate(model, tokenizer, settings.task, test, max_new_tokens)
+        curve.append({"step": step, "accuracy": result.greedy_accuracy})
+
+    recorder = _recorder_callback(run_dir / "metrics.jsonl", evaluate_now, settings.eval_every)
+    trainer = ICPOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=Dataset.from_list(rl_rows(train)),
+        processing_class=tokenizer,
+        callbacks=[recorder],
+    )
+    step_bar(trainer, f"{variant.name} seed {seed}")
+    started = time.perf_counter()
+    trainer.train()
+    final = evaluate(model, tokenizer, settings.task, test, max_new_tokens, k=settings.avg_k)
+    training_steps = [entry for entry in recorder.history if "entropy" in entry]
+
+    def mean_of_last_steps(key: str, count: int = 5) -> float:
+        """Mean over the last ``count`` steps of the steps where ``key`` is defined (NaN if none)."""
+        values = [v for entry in training_steps[-count:] if (v := entry.get(key, math.nan)) == v]
+        return sum(values) / len(values) if values else math.nan
+
+    def mean_over_steps(key: str) -> float:
+        return mean_of_last_steps(key, count=len(training_steps))
+
+    result = {
+        "variant": variant.name,
+        "variant_options": asdict(variant),
+        "seed": seed,
+        "settings": asdict(settings),
+        "history": training_steps,
+        "eval_curve": curve,
+        "final": {
+            "greedy_accuracy": final.greedy_accuracy,
+            f"avg_at_{settings.avg_k}": final.avg_at_k,
+            **{f"pass_at_{j}": value for j, value in final.pass_at.items()},
+            "heldout_overconfident_error_rate": final.overconfident_error_rate,
+            "heldout_within_group_auroc": final.within_group_auroc,
+            "entropy_end": mean_of_last_steps("entropy"),
+            "train_overconfident_error_rate_end": mean_of_last_steps("icpo/overconfident_error_rate"),
+            "train_within_group_auroc_end": mean_of_last_steps("icpo/within_group_auroc"),
+            "mixed_group_share": mean_over_steps("icpo/mixed_group_share"),
+            "reward_end": mean_of_last_steps("reward"),
+        },
+        "warm_start": {"heldout_accuracy": curve[0]["accuracy"], **warm_start_record(warm_start)},
+        "wall_seconds": time.perf_counter() - started,
+    }
+    write_json_atomically(run_dir / RESULT, result)
+    return result
+
+
+def warm_start_record(warm_start: Path) -> dict[str, Any]:
+    """The warm-up's record of its chosen start (target, SFT step, dev accuracy); {} without a target."""
+    from icpo.warmup import START
+
+    path = Path(warm_start) / START
+    if not path.exists():
+        return {}
+    record = json.loads(path.read_text())
+    return {
+        "target": record["target_accuracy"],
+        "sft_step": record["step"],
+        "dev_accuracy": record["dev_accuracy"],
+    }

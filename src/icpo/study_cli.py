@@ -1,0 +1,150 @@
+"""``icpo demo`` and ``icpo compare``: a study of GRPO against one ICPO variant (``icpo.study``).
+
+Every argument, and the --out folder's finished runs and warm-ups, are checked before any work or write;
+the folder is then locked for as long as the command writes there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from icpo.command import check_output_folder, checked_command
+from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
+from icpo.rl_run import GRPO, StudySettings, Variant
+
+
+def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySettings) -> None:
+    parser.add_argument("--task", default=defaults.task, help="task family (addition, countdown)")
+    parser.add_argument("--difficulty", type=int, default=defaults.difficulty)
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="RL steps per run")
+    parser.add_argument(
+        "--num-train", type=int, default=defaults.num_train, help="train prompts (and SFT rows)"
+    )
+    parser.add_argument("--num-test", type=int, default=defaults.num_test, help="held-out prompts")
+    parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="held-out eval interval")
+    parser.add_argument("--reward-noise", type=float, default=defaults.reward_noise, help="reward flip prob.")
+    parser.add_argument(
+        "--start-accuracy",
+        type=float,
+        default=defaults.start_accuracy,
+        help="warm up to this greedy accuracy on a dev set (default: a fixed 40-epoch warm-up)",
+    )
+    options = parser.add_argument_group("ICPO options of the compared variant (icpo.core.ICPOOptions)")
+    for option in fields(ICPOOptions):
+        choices = OPTION_CHOICES.get(option.name)
+        options.add_argument(
+            _flag(option.name),
+            dest=option.name,
+            type=str if choices else float,
+            choices=choices,
+            default=option.default,
+            help=option.metadata["help"],
+        )
+
+
+def _flag(option_name: str) -> str:
+    return "--" + option_name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What ``icpo demo``/``icpo compare`` will run: checked, nothing done yet."""
+
+    out: Path
+    settings: StudySettings
+    variants: list[Variant]
+    seeds: list[int]
+    report_name: str
+
+
+def _plan(args) -> StudyPlan:
+    """Check the arguments and the --out folder before any work or write; ValueError names what is wrong.
+    Finished runs already in --out are read, so a truncated result.json or a run made with other settings
+    is reported here, not after hours of training."""
+    from icpo.study import check_study_folder
+
+    settings, variants = _settings_and_variants(args)
+    if getattr(args, "seeds", 1) < 1:
+        raise ValueError(f"--seeds must be at least 1 (the study runs seeds 0..N-1), got {args.seeds}.")
+    if getattr(args, "seed", 0) < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}.")
+    seeds = [args.seed] if args.command == "demo" else list(range(args.seeds))
+    report_name = (
+        "report"
+        if args.command == "demo"
+        else args.report or f"report-{variants[1].name}-noise{settings.reward_noise:g}"
+    )
+    out = check_output_folder(args.out)
+    check_study_folder(out, settings, variants, seeds)
+    return StudyPlan(out, settings, variants, seeds, report_name)
+
+
+def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
+    from icpo.tasks import check_difficulty, get_task
+
+    check_difficulty(get_task(args.task), args.difficulty)
+    icpo = Variant(**{name: getattr(args, name) for name in OPTION_NAMES})
+    icpo.validate(_flag)
+    if not 0 <= args.reward_noise <= 1:
+        raise ValueError(f"--reward-noise must be a probability in [0, 1], got {args.reward_noise}.")
+    if args.start_accuracy is not None and not 0 < args.start_accuracy <= 1:
+        raise ValueError(f"--start-accuracy must be in (0, 1], got {args.start_accuracy}.")
+    if args.alpha <= 0:
+        raise ValueError(
+            f"--alpha must be > 0 for the ICPO variant (the GRPO baseline is alpha 0), got {args.alpha}."
+        )
+    for name in ("steps", "num_train", "num_test", "eval_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
+    settings = replace(
+        StudySettings(),
+        task=args.task,
+        difficulty=args.difficulty,
+        steps=args.steps,
+        num_train=args.num_train,
+        num_test=args.num_test,
+        eval_every=args.eval_every,
+        reward_noise=args.reward_noise,
+        start_accuracy=args.start_accuracy,
+    )
+    return settings, [GRPO, icpo]
+
+
+def _run_plan(args, plan: StudyPlan) -> int:
+    from icpo.study import run_study
+
+    report = run_study(plan.out, plan.settings, plan.variants, plan.seeds, plan.report_name)
+    print(f"report: {report}")
+    return 0
+
+
+def _out(args) -> Path:
+    return Path(args.out)
+
+
+OUT_HELP = "study folder: warm-ups, runs, report; locked while the command runs"
+
+
+def register(subparsers) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="warm-up, GRPO vs ICPO from the same start, held-out evaluation, report (CPU, offline)",
+    )
+    _add_study_arguments(demo, StudySettings())
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="runs/demo", help=OUT_HELP)
+    demo.set_defaults(run=checked_command(_plan, _run_plan, folder=_out))
+
+    compare = subparsers.add_parser(
+        "compare",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="GRPO vs one ICPO variant over several seeds, paired by seed",
+    )
+    _add_study_arguments(compare, StudySettings())
+    compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    compare.add_argument("--out", default="runs/compare", help=OUT_HELP)
+    compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")
+    compare.set_defaults(run=checked_command(_plan, _run_plan, folder=_out))
