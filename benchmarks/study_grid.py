@@ -15,12 +15,12 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
 from icpo.runfolder import write_atomically
-from icpo.study import load_finished, run_folder_name, warm_start_for
+from icpo.study import _recorded_as, load_finished, run_folder_name, warm_start_for
 
 # Noise 0.2 is left out for time (the first study in docs/results.md measured it with 8 seeds): on the
 # shared 2-core machine a run took 19-37 s, so 6 cells x 5 methods would have allowed only 3-4 seeds.
@@ -117,11 +117,17 @@ def finished_results(out: Path, seeds: int) -> list[dict]:
     """Every finished run of the grid's cells and variants with seed < ``seeds`` (other runs in the
     folder are left out)."""
     results = [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
-    settings, variants = [asdict(s) for s in cells()], [asdict(v) for v in VARIANTS.values()]
+
+    def recorded(expected: list, options: dict) -> bool:
+        return any(_recorded_as(x, options) for x in expected)
+
+    settings, variants = cells(), list(VARIANTS.values())
     return [
         r
         for r in results
-        if r["settings"] in settings and r["variant_options"] in variants and r["seed"] < seeds
+        if recorded(settings, r["settings"])
+        and recorded(variants, r["variant_options"])
+        and r["seed"] < seeds
     ]
 
 
