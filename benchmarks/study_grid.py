@@ -15,12 +15,12 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
 from icpo.runfolder import write_atomically
-from icpo.study import load_finished, run_folder_name, warm_start_for
+from icpo.study import _recorded_as, load_finished, run_folder_name, warm_start_for
 
 # Noise 0.2 is left out for time (the first study in docs/results.md measured it with 8 seeds): on the
 # shared 2-core machine a run took 19-37 s, so 6 cells x 5 methods would have allowed only 3-4 seeds.
@@ -113,17 +113,28 @@ def run_grid(out: Path, seeds: list[int]) -> None:
         )
 
 
-def finished_results(out: Path) -> list[dict]:
-    """Every finished run of the grid's cells and variants (other runs in the folder are left out)."""
+def finished_results(out: Path, seeds: int) -> list[dict]:
+    """Every finished run of the grid's cells and variants with seed < ``seeds`` (other runs in the
+    folder are left out)."""
     results = [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
-    settings, variants = [asdict(s) for s in cells()], [asdict(v) for v in VARIANTS.values()]
-    return [r for r in results if r["settings"] in settings and r["variant_options"] in variants]
+
+    def recorded(expected: list, options: dict) -> bool:
+        return any(_recorded_as(x, options) for x in expected)
+
+    settings, variants = cells(), list(VARIANTS.values())
+    return [
+        r
+        for r in results
+        if recorded(settings, r["settings"])
+        and recorded(variants, r["variant_options"])
+        and r["seed"] < seeds
+    ]
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/grid")
-    parser.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (to run, or to report on)")
     parser.add_argument("--report", action="store_true", help="only write the report from finished runs")
     parser.add_argument("--docs", default="docs", help="where the report's markdown and PNGs go")
     args = parser.parse_args(argv)
@@ -138,7 +149,7 @@ def main(argv: list[str]) -> int:
             )
     from icpo.report import grid_summary, write_grid_report
 
-    results = finished_results(out)
+    results = finished_results(out, args.seeds)
     report = write_grid_report(Path(args.docs), results, VARIANTS)
     summary = grid_summary(results, {v.name: label for label, v in VARIANTS.items()})
     compared = [label for label in VARIANTS if label != "grpo"]
