@@ -102,7 +102,7 @@ def test_bad_json_line_names_file_and_line(tmp_path, tiny_policy, icpo_fails):
         model=str(tiny_policy),
     )
     line = icpo_fails("train", "--config", str(recipe))
-    assert f"{tmp_path / 'rows.jsonl'}:2 is not valid JSON" in line
+    assert f"{tmp_path / 'rows.jsonl'}:2: not valid JSON" in line
     assert not (tmp_path / "out").exists()
 
 
@@ -143,3 +143,11 @@ def test_a_locked_output_folder_is_refused_in_one_line(tmp_path, icpo_fails):
     assert "in use by another icpo process" in line and "warmup" not in {
         p.name for p in (tmp_path / "out").iterdir()
     }
+
+
+def test_a_dataset_file_without_a_final_newline_keeps_its_last_row(tmp_path):
+    from icpo.recipe import read_dataset_rows
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": "4"}')
+    assert [row["answer"] for row in read_dataset_rows(path, "answer")] == ["2", "4"]

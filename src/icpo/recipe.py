@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from icpo.runfolder import FolderInUse, locked_folder, numbered_jsonl, write_atomically
+
 RECIPE_KEYS = (
     "model",
     "task",
@@ -117,15 +119,7 @@ def read_dataset_rows(path: Path, answer_field: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ValueError(f"dataset file {str(path)!r} does not exist.")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{path}:{number} is not valid JSON ({error.msg}); fix or remove the line."
-            ) from None
+    for number, row in numbered_jsonl(path, keep_unterminated=True):
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{number} is not a JSON object; write one {{...}} object per line.")
         for name in ("prompt", answer_field):
@@ -365,7 +359,6 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from icpo.models import resolve_model, train_only_top_layers
-    from icpo.runfolder import locked_folder, write_atomically
     from icpo.tasks import generate_problems, with_reward_noise
     from icpo.trl import ICPOTrainer
     from icpo.warmup import WarmupSettings, warm_up
@@ -413,7 +406,6 @@ def _prepare(args: argparse.Namespace) -> Recipe:
 
 
 def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
-    from icpo.runfolder import FolderInUse
 
     try:
         print(json.dumps(run_recipe(recipe), indent=1))

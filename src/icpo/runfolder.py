@@ -83,31 +83,36 @@ def locked_folder(folder: str | Path) -> Iterator[Path]:
         os.close(handle)
 
 
-def read_jsonl(
-    path: str | Path, key: Callable[[dict[str, Any]], Hashable] | None = None
-) -> list[dict[str, Any]]:
-    """The records of a JSONL file ([] when it does not exist).
-
-    A last line without its newline (a writer killed mid-line) is dropped: it was never complete.
-    A line that is not JSON elsewhere, or (with ``key``) a key seen twice, raises with file and line."""
+def numbered_jsonl(path: str | Path, keep_unterminated: bool = False) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line of a JSONL file; a line that is not JSON raises
+    with file and line. A last line without its newline is a killed writer's partial record and is
+    dropped, unless ``keep_unterminated`` (a file a person wrote, where the final newline is optional)."""
     path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    if lines and lines[-1] != "":
-        lines = lines[:-1]  # unterminated last line: a killed writer's partial record
-    records: list[dict[str, Any]] = []
-    seen: dict[Hashable, int] = {}
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines[-1] != "" and not keep_unterminated:
+        lines = lines[:-1]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield number, json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(
                 f"{path}:{number}: not valid JSON ({error.msg}); fix or delete that line."
             ) from None
+
+
+def read_jsonl(
+    path: str | Path, key: Callable[[dict[str, Any]], Hashable] | None = None
+) -> list[dict[str, Any]]:
+    """The complete records of a JSONL file that a program appends to ([] when it does not exist); with
+    ``key``, a key seen twice raises ``DuplicateRecord`` naming both lines."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records: list[dict[str, Any]] = []
+    seen: dict[Hashable, int] = {}
+    for number, record in numbered_jsonl(path):
         if key is not None:
             record_key = key(record)
             if record_key in seen:
