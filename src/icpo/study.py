@@ -31,9 +31,13 @@ LOG_FILE = "icpo.log"  # what transformers, TRL and datasets print during a stud
 TARGETED_WARMUP_EPOCHS = 100.0
 
 
+def _start_suffix(settings: StudySettings) -> str:
+    """``-start{a}`` in folder names of a study with a set warm-start accuracy, else nothing."""
+    return "" if settings.start_accuracy is None else f"-start{settings.start_accuracy:g}"
+
+
 def run_folder_name(variant: Variant, settings: StudySettings, seed: int) -> str:
-    start = "" if settings.start_accuracy is None else f"-start{settings.start_accuracy:g}"
-    return f"{variant.name}-noise{settings.reward_noise:g}{start}-seed{seed}"
+    return f"{variant.name}-noise{settings.reward_noise:g}{_start_suffix(settings)}-seed{seed}"
 
 
 def warm_up_plan(out: Path, settings: StudySettings, seed: int):
@@ -49,8 +53,7 @@ def warm_up_plan(out: Path, settings: StudySettings, seed: int):
         target_accuracy=settings.start_accuracy,
         epochs=WarmupSettings.epochs if settings.start_accuracy is None else TARGETED_WARMUP_EPOCHS,
     )
-    start = "" if settings.start_accuracy is None else f"-start{settings.start_accuracy:g}"
-    return out / f"warmup-seed{seed}{start}", warm_settings
+    return out / f"warmup-seed{seed}{_start_suffix(settings)}", warm_settings
 
 
 def warm_start_for(out: Path, settings: StudySettings, seed: int):
