@@ -142,6 +142,7 @@ def test_grid_pairs_by_seed_within_each_cell_and_leaves_undefined_metrics_out():
     assert first["all_equal_share"]["grpo"] == pytest.approx(0.75)
     # steps to start + 0.05: GRPO (0.2 at step 20) and ICPO both reach it at step 20
     assert first["mean"]["grpo"]["steps_to_target"] == 20.0
+    assert first["reached_target"] == {"grpo": 3, "icpo": 3}
     assert second["seeds"] == [0] and second["vs_baseline"]["icpo"]["greedy_accuracy"]["n"] == 1
     assert second["mean"]["grpo"]["greedy_accuracy"] == pytest.approx(0.5)
 
@@ -168,7 +169,22 @@ def test_grid_report_writes_tables_that_say_undefined_and_a_heat_map(tmp_path):
     text = path.read_text()
     assert "| 0.1 | 0.4 | 3 | 0.200 | +0.030 [-0.045, +0.105] |" in text
     assert "held-out overconfident-error rate" in text and "| undefined | undefined |" in text
+    # steps to start + 0.05: GRPO's runs end at start + 0.1 and reach it at step 20 on every seed
+    assert "| 0.4 | 0 | 3 | 20.0; 3/3 | +0.0 [+0.0, +0.0]; 3/3 |" in text
     assert (tmp_path / "results-grid-accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "results-grid.json").read_text())["cells"][0]["seeds"] == [0, 1, 2]
     with pytest.raises(ValueError, match="no finished grid runs"):
         write_grid_report(tmp_path, [], variants)
+
+
+def test_grid_counts_the_seeds_that_reach_the_target_even_when_no_pair_does():
+    from icpo.report import grid_summary, render_grid_markdown
+
+    # GRPO reaches 0.15 on seed 0 only; ICPO on seed 1 only: no pair, but 1 of 2 seeds each.
+    results = [_grid_result("g", 0, 0.1, 0.0, 0.2), _grid_result("g", 1, 0.1, 0.0, 0.11)]
+    results += [_grid_result("i", 0, 0.1, 0.0, 0.12), _grid_result("i", 1, 0.1, 0.0, 0.3)]
+    summary = grid_summary(results, {"g": "grpo", "i": "icpo"})
+    (cell,) = summary["cells"]
+    assert cell["reached_target"] == {"grpo": 1, "icpo": 1}
+    assert cell["vs_baseline"]["icpo"]["steps_to_target"]["n"] == 0
+    assert "| 0.1 | 0 | 2 | 20.0; 1/2 | undefined; 1/2 |" in render_grid_markdown(summary, ["icpo"])

@@ -222,7 +222,11 @@ GRID_METRICS = (
     ("entropy_end", "policy entropy, last 5 steps (nats/token)"),
     ("heldout_overconfident_error_rate", "held-out overconfident-error rate (mixed groups of 32)"),
     ("heldout_within_group_auroc", "held-out within-group AUROC (mixed groups of 32)"),
-    ("steps_to_target", "RL steps to reach start target + 0.05 greedy accuracy (seeds where both reach it)"),
+    (
+        "steps_to_target",
+        "RL steps to reach start target + 0.05 greedy accuracy (Δ over seeds where both reach it; "
+        "k/n = seeds that reach it within the run)",
+    ),
 )
 STEPS_MARGIN = 0.05
 
@@ -287,6 +291,10 @@ def grid_summary(
                 ]
                 for label, variant_runs in runs.items()
             },  # fmt: skip
+            "reached_target": {
+                label: sum(steps_to_target(r) == steps_to_target(r) for r in variant_runs.values())
+                for label, variant_runs in runs.items()
+            },
             "mean": {},
             "vs_baseline": {},
         }
@@ -343,13 +351,25 @@ def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
         lines.append("|---|---|---|---|" + "---|" * len(variants))
         for cell in summary["cells"]:
             base = cell["mean"].get(baseline, {}).get(metric, math.nan)
-            diffs = [
-                format_difference(cell["vs_baseline"][v][metric], digits) if v in cell["vs_baseline"] else "—"
-                for v in variants
+            entries = [
+                "undefined" if base != base else f"{base:.{digits}f}",
+                *(
+                    format_difference(cell["vs_baseline"][v][metric], digits)
+                    if v in cell["vs_baseline"]
+                    else "—"
+                    for v in variants
+                ),
             ]
+            if metric == "steps_to_target":
+                seeds = len(cell["seeds"])
+                reached = [cell["reached_target"].get(v) for v in [baseline, *variants]]
+                entries = [
+                    e if k is None else f"{e}; {k}/{seeds}" for e, k in zip(entries, reached, strict=True)
+                ]
             lines.append(
                 f"| {cell['start_target']:g} | {cell['reward_noise']:g} | {len(cell['seeds'])} | "
-                f"{'undefined' if base != base else f'{base:.{digits}f}'} | " + " | ".join(diffs) + " |"
+                + " | ".join(entries)
+                + " |"
             )
         lines.append("")
     lines += ["#### cells: actual warm start and all-equal-reward groups", ""]
