@@ -3,6 +3,12 @@ reward noise x starting accuracy, on the offline addition task. docs/results.md 
 
     .venv/bin/python benchmarks/study_grid.py --out runs/grid --seeds 8
 
+Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``--steps``); a grid of
+another shape needs its own ``--out`` folder and ``--name`` for its report, e.g. the longer sparse run:
+
+    .venv/bin/python benchmarks/study_grid.py --out runs/grid-long --steps 600 --starts 0.1 --noises 0 \
+        --methods grpo advantage reward fallback --name results-grid-long
+
 Resumable: a run whose result.json exists (with the same settings) is skipped, so a killed grid goes on
 where it stopped. Seeds are the outermost loop, so at any moment every cell has the same number of
 finished seeds (give or take the seed in progress). Each call appends its command and wall time to
@@ -79,18 +85,20 @@ def claim_evidence(summary: dict, compared: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cells() -> list[StudySettings]:
-    return [replace(BASE, start_accuracy=start, reward_noise=noise) for start in STARTS for noise in NOISES]
+def cells(starts: list[float], noises: list[float], steps: int) -> list[StudySettings]:
+    return [
+        replace(BASE, start_accuracy=start, reward_noise=noise, steps=steps)
+        for start in starts
+        for noise in noises
+    ]
 
 
-def run_grid(out: Path, seeds: list[int]) -> None:
+def run_grid(out: Path, seeds: list[int], grid: list[StudySettings], variants: list[Variant]) -> None:
     import torch
     from tqdm.auto import tqdm
 
     torch.set_num_threads(1)
-    plan = [
-        (seed, settings, variant) for seed in seeds for settings in cells() for variant in VARIANTS.values()
-    ]
+    plan = [(seed, settings, variant) for seed in seeds for settings in grid for variant in variants]
     # Every finished run is read (and its settings checked) before any training starts.
     todo = [
         (seed, settings, variant)
@@ -111,7 +119,7 @@ def run_grid(out: Path, seeds: list[int]) -> None:
         )
 
 
-def finished_results(out: Path, seeds: int) -> list[dict]:
+def finished_results(out: Path, seeds: int, grid: list[StudySettings], variants: list[Variant]) -> list[dict]:
     """Every finished run of the grid's cells and variants with seed < ``seeds`` (other runs in the
     folder are left out)."""
     results = [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
@@ -119,13 +127,10 @@ def finished_results(out: Path, seeds: int) -> list[dict]:
     def recorded(expected: list, options: dict) -> bool:
         return any(_recorded_as(x, options) for x in expected)
 
-    settings, variants = cells(), list(VARIANTS.values())
     return [
         r
         for r in results
-        if recorded(settings, r["settings"])
-        and recorded(variants, r["variant_options"])
-        and r["seed"] < seeds
+        if recorded(grid, r["settings"]) and recorded(variants, r["variant_options"]) and r["seed"] < seeds
     ]
 
 
@@ -135,22 +140,36 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (to run, or to report on)")
     parser.add_argument("--report", action="store_true", help="only write the report from finished runs")
     parser.add_argument("--docs", default="docs", help="where the report's markdown and PNGs go")
+    parser.add_argument("--name", default="results-grid", help="file name of the report (without suffix)")
+    parser.add_argument("--steps", type=int, default=BASE.steps, help="RL steps of every run")
+    parser.add_argument("--starts", type=float, nargs="+", default=STARTS, help="warm-start targets")
+    parser.add_argument("--noises", type=float, nargs="+", default=NOISES, help="reward flip probabilities")
+    parser.add_argument(
+        "--methods", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="grpo is always included"
+    )
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.seeds < 1:
+        parser.error("--steps and --seeds must be at least 1")
+    if not all(0 < s < 1 for s in args.starts) or not all(0 <= p < 1 for p in args.noises):
+        parser.error("--starts must lie in (0, 1) and --noises in [0, 1)")
+    labels = ["grpo", *(m for m in args.methods if m != "grpo")]
+    variants = {label: VARIANTS[label] for label in labels}
+    grid = cells(args.starts, args.noises, args.steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         started = time.time()
-        run_grid(out, list(range(args.seeds)))
+        run_grid(out, list(range(args.seeds)), grid, list(variants.values()))
         with (out / "grid-calls.jsonl").open("a") as log:
             log.write(
                 json.dumps({"argv": argv, "started": started, "wall_seconds": time.time() - started}) + "\n"
             )
     from icpo.report import grid_summary, write_grid_report
 
-    results = finished_results(out, args.seeds)
-    report = write_grid_report(Path(args.docs), results, VARIANTS)
-    summary = grid_summary(results, {v.name: label for label, v in VARIANTS.items()})
-    compared = [label for label in VARIANTS if label != "grpo"]
+    results = finished_results(out, args.seeds, grid, list(variants.values()))
+    report = write_grid_report(Path(args.docs), results, variants, args.name)
+    summary = grid_summary(results, {v.name: label for label, v in variants.items()})
+    compared = labels[1:]
     claims = "#### Claims, cell by cell\n\n" + claim_evidence(summary, compared) + "\n"
     write_atomically(report, claims + report.read_text())
     print(report)

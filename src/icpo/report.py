@@ -438,16 +438,19 @@ def plot_grid_heatmap(summary: dict[str, Any], variants: list[str], metric: str 
     return buffer.getvalue()
 
 
-def write_grid_report(folder: Path, results: list[dict[str, Any]], variants: dict[str, Any]) -> Path:
-    """Write ``results-grid.md``, ``results-grid.json`` and ``results-grid-accuracy.png`` into ``folder``
-    (``variants``: short label -> the ``Variant`` the label stands for); return the markdown path."""
+def write_grid_report(
+    folder: Path, results: list[dict[str, Any]], variants: dict[str, Any], name: str = "results-grid"
+) -> Path:
+    """Write ``{name}.md``, ``{name}.json`` and ``{name}-accuracy.png`` into ``folder`` (``variants``: short
+    label -> the ``Variant`` the label stands for); return the markdown path."""
     if not results:
         raise ValueError("no finished grid runs to report on.")
+    folder.mkdir(parents=True, exist_ok=True)
     labels = {variant.name: label for label, variant in variants.items()}
     compared = [label for label in variants if label != "grpo"]
     summary = grid_summary(results, labels)
-    write_atomically(folder / "results-grid.json", json.dumps(summary, indent=1).encode())
-    write_atomically(folder / "results-grid-accuracy.png", plot_grid_heatmap(summary, compared))
-    path = folder / "results-grid.md"
+    write_atomically(folder / f"{name}.json", json.dumps(summary, indent=1).encode())
+    write_atomically(folder / f"{name}-accuracy.png", plot_grid_heatmap(summary, compared))
+    path = folder / f"{name}.md"
     write_atomically(path, render_grid_markdown(summary, compared).encode())
     return path

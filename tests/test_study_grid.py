@@ -1,0 +1,77 @@
+"""benchmarks/study_grid.py --report: the claim table and the grid report from finished runs, for the
+full grid and for a narrowed one (its own cells, methods and report name)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from icpo.rl_run import GRPO, StudySettings, Variant
+from icpo.study import run_folder_name
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "study_grid.py"
+DEFAULT = Variant(alpha=0.5, combine="advantage")
+FALLBACK = Variant(alpha=0.5, combine="fallback")
+
+
+def finished_run(out: Path, variant: Variant, settings: StudySettings, seed: int, accuracy: float) -> None:
+    """A result.json as ``icpo.rl_run.run_rl`` writes it, reduced to what the report reads."""
+    folder = out / "runs" / run_folder_name(variant, settings, seed)
+    folder.mkdir(parents=True)
+    start = settings.start_accuracy
+    result = {
+        "variant": variant.name,
+        "variant_options": asdict(variant),
+        "seed": seed,
+        "settings": asdict(settings),
+        "history": [{"step": 1, "entropy": 1.0}],
+        "eval_curve": [{"step": 0, "accuracy": start}, {"step": 15, "accuracy": accuracy}],
+        "final": {"greedy_accuracy": accuracy, "avg_at_32": accuracy, "mixed_group_share": 0.5},
+        "warm_start": {"heldout_accuracy": start},
+    }
+    (folder / "result.json").write_text(json.dumps(result))
+
+
+def report(out: Path, docs: Path, *flags: str) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, str(SCRIPT), "--out", str(out), "--report", "--docs", str(docs), *flags]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(tmp_path):
+    out, docs = tmp_path / "grid", tmp_path / "docs"
+    long_sparse = StudySettings(avg_k=32, start_accuracy=0.1, reward_noise=0.0, steps=600)
+    for seed in range(3):
+        finished_run(out, GRPO, long_sparse, seed, 0.2)
+        finished_run(out, FALLBACK, long_sparse, seed, 0.3 + 0.01 * seed)
+        finished_run(out, DEFAULT, long_sparse, seed, 0.2)  # a method not asked for: left out
+    flags = ["--steps", "600", "--starts", "0.1", "--noises", "0", "--methods", "fallback", "--seeds", "3"]
+    report(out, docs, *flags, "--name", "results-long")
+
+    text = (docs / "results-long.md").read_text()
+    assert (docs / "results-long-accuracy.png").exists() and not (docs / "results-grid.md").exists()
+    # Claims, cell by cell: the sparse cell, fallback +0.110 on greedy accuracy with its t-interval.
+    assert "| sparse rewards: helps where groups carry no signal | greedy_accuracy | 0.1 | 0 | 3 |" in text
+    assert "| 0.1 | 0 | 3 | 0.200 | +0.110 [+0.085, +0.135] |" in text
+    assert "Δ advantage" not in text
+    (cell,) = json.loads((docs / "results-long.json").read_text())["cells"]
+    assert cell["seeds"] == [0, 1, 2] and set(cell["vs_baseline"]) == {"fallback"}
+
+
+def test_the_full_grid_marks_the_claimed_direction(tmp_path):
+    out, docs = tmp_path / "grid", tmp_path / "docs"
+    noisy = StudySettings(avg_k=32, start_accuracy=0.4, reward_noise=0.2)
+    for seed in range(3):
+        finished_run(out, GRPO, noisy, seed, 0.5)
+        finished_run(out, DEFAULT, noisy, seed, 0.4 - 0.01 * seed)  # loses: "-" on a "helps" claim
+    report(out, docs, "--seeds", "3")
+    text = (docs / "results-grid.md").read_text()
+    assert (
+        "| noisy rewards: more robust | greedy_accuracy | 0.4 | 0.2 | 3 | -0.110 [-0.135, -0.085] - |" in text
+    )
