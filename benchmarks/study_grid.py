@@ -11,7 +11,8 @@ another shape needs its own ``--out`` folder and ``--name`` for its report, e.g.
 
 Resumable: a run whose result.json exists (with the same settings) is skipped, so a killed grid goes on
 where it stopped. Seeds are the outermost loop, so at any moment every cell has the same number of
-finished seeds (give or take the seed in progress). Each call appends its command and wall time to
+finished seeds (give or take the seed in progress). A seed whose warm-up cannot reach a cell's start
+accuracy is left out of the cells of that start, the report says so, and the next seed takes its place. Each call appends its command and wall time to
 ``{out}/grid-calls.jsonl``; ``--report`` only (re)writes the tables and heat maps from what finished.
 """
 
@@ -21,12 +22,13 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
 from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
 from icpo.runfolder import write_atomically
-from icpo.study import _recorded_as, load_finished, run_folder_name, warm_start_for
+from icpo.study import _recorded_as, load_finished, run_folder_name, start_missed, warm_start_for
 
 NOISES = (0.0, 0.2, 0.4)  # share of rewards flipped at random
 STARTS = (0.1, 0.4)  # target held-out greedy accuracy of the warm start: sparse and denser rewards
@@ -38,6 +40,7 @@ VARIANTS = {
     "fallback": Variant(alpha=0.5, combine="fallback"),  # ours: preference only in all-equal groups
 }
 BASE = StudySettings(avg_k=32)
+EXTRA_SEEDS = 8  # seeds tried beyond --seeds to replace those whose warm-up cannot reach a target
 # The paper's claims, the metric and cells that test each, and the sign of the difference it predicts.
 CLAIMS = (
     ("sparse rewards: helps where groups carry no signal", "greedy_accuracy", [(0.1, 0.0), (0.1, 0.4)], +1),
@@ -93,51 +96,84 @@ def cells(starts: list[float], noises: list[float], steps: int) -> list[StudySet
     ]
 
 
-def run_grid(out: Path, seeds: list[int], grid: list[StudySettings], variants: list[Variant]) -> None:
+def by_start(grid: list[StudySettings]) -> dict[float, list[StudySettings]]:
+    """The grid's cells grouped by warm-start target: the cells of one target share each seed's warm-up."""
+    groups: dict[float, list[StudySettings]] = defaultdict(list)
+    for settings in grid:
+        groups[settings.start_accuracy].append(settings)
+    return groups
+
+
+def run_grid(out: Path, seeds_per_cell: int, grid: list[StudySettings], variants: list[Variant]) -> None:
+    """Seeds 0, 1, ... until every cell has ``seeds_per_cell`` seeds whose warm-up reached its target; a
+    seed whose warm-up stalls below a target is left out of that target's cells (``start_missed``) and the
+    next seed takes its place, at most ``EXTRA_SEEDS`` times."""
     import torch
     from tqdm.auto import tqdm
 
     torch.set_num_threads(1)
-    plan = [(seed, settings, variant) for seed in seeds for settings in grid for variant in variants]
+    tried = range(seeds_per_cell + EXTRA_SEEDS)
     # Every finished run is read (and its settings checked) before any training starts.
-    todo = [
-        (seed, settings, variant)
-        for seed, settings, variant in plan
-        if load_finished(out / "runs" / run_folder_name(variant, settings, seed), settings, variant) is None
-    ]
-    print(f"{len(plan) - len(todo)} of {len(plan)} runs already finished", flush=True)
-    for seed, settings, variant in tqdm(todo, desc="grid", unit="run"):
-        warm_start, train, test = warm_start_for(out, settings, seed)
-        run_rl(
-            warm_start,
-            settings,
-            variant,
-            seed,
-            out / "runs" / run_folder_name(variant, settings, seed),
-            train,
-            test,
-        )
+    for seed in tried:
+        for settings in grid:
+            for variant in variants:
+                load_finished(out / "runs" / run_folder_name(variant, settings, seed), settings, variant)
+    kept = dict.fromkeys(by_start(grid), 0)
+    with tqdm(total=seeds_per_cell * len(grid) * len(variants), desc="grid", unit="run") as progress:
+        for seed in tried:
+            for start, start_cells in by_start(grid).items():
+                if kept[start] == seeds_per_cell:
+                    continue
+                warm_start, train, test = warm_start_for(out, start_cells[0], seed)
+                if (why := start_missed(out, start_cells[0], seed)) is not None:
+                    progress.write(why)
+                    continue
+                kept[start] += 1
+                for settings in start_cells:
+                    for variant in variants:
+                        run_dir = out / "runs" / run_folder_name(variant, settings, seed)
+                        if load_finished(run_dir, settings, variant) is None:
+                            run_rl(warm_start, settings, variant, seed, run_dir, train, test)
+                        progress.update()
+    for start, count in kept.items():
+        if count < seeds_per_cell:
+            print(f"start {start:g}: only {count} of {len(tried)} seeds reached it", flush=True)
 
 
-def finished_results(out: Path, seeds: int, grid: list[StudySettings], variants: list[Variant]) -> list[dict]:
-    """Every finished run of the grid's cells and variants with seed < ``seeds`` (other runs in the
-    folder are left out)."""
+def finished_results(
+    out: Path, seeds_per_cell: int, grid: list[StudySettings], variants: list[Variant]
+) -> tuple[list[dict], list[str]]:
+    """The finished runs of the grid's cells and variants from, per warm-start target, the first
+    ``seeds_per_cell`` seeds whose warm-up reached it (other runs in the folder are left out), and a line
+    for each seed left out because its warm-up missed the target."""
     results = [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
 
     def recorded(expected: list, options: dict) -> bool:
         return any(_recorded_as(x, options) for x in expected)
 
-    return [
-        r
-        for r in results
-        if recorded(grid, r["settings"]) and recorded(variants, r["variant_options"]) and r["seed"] < seeds
+    results = [
+        r for r in results if recorded(grid, r["settings"]) and recorded(variants, r["variant_options"])
     ]
+    kept, notes = set(), []
+    for start, start_cells in by_start(grid).items():
+        seeds = sorted({r["seed"] for r in results if r["settings"]["start_accuracy"] == start})
+        for seed in seeds:
+            if (why := start_missed(out, start_cells[0], seed)) is not None:
+                notes.append(f"start {start:g}: {why}")
+            elif sum(key[0] == start for key in kept) < seeds_per_cell:
+                kept.add((start, seed))
+    return [r for r in results if (r["settings"]["start_accuracy"], r["seed"]) in kept], notes
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/grid")
-    parser.add_argument("--seeds", type=int, default=8, help="seeds 0..N-1 (to run, or to report on)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=8,
+        help="seeds per cell (to run, or to report on): the first N whose warm-up reaches the cell's start",
+    )
     parser.add_argument("--report", action="store_true", help="only write the report from finished runs")
     parser.add_argument("--docs", default="docs", help="where the report's markdown and PNGs go")
     parser.add_argument("--name", default="results-grid", help="file name of the report (without suffix)")
@@ -159,18 +195,20 @@ def main(argv: list[str]) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not args.report:
         started = time.time()
-        run_grid(out, list(range(args.seeds)), grid, list(variants.values()))
+        run_grid(out, args.seeds, grid, list(variants.values()))
         with (out / "grid-calls.jsonl").open("a") as log:
             log.write(
                 json.dumps({"argv": argv, "started": started, "wall_seconds": time.time() - started}) + "\n"
             )
     from icpo.report import grid_summary, write_grid_report
 
-    results = finished_results(out, args.seeds, grid, list(variants.values()))
+    results, left_out = finished_results(out, args.seeds, grid, list(variants.values()))
     report = write_grid_report(Path(args.docs), results, variants, args.name)
     summary = grid_summary(results, {v.name: label for label, v in variants.items()})
     compared = labels[1:]
     claims = "#### Claims, cell by cell\n\n" + claim_evidence(summary, compared) + "\n"
+    if left_out:
+        claims = "".join(f"**Left out:** {why}.\n\n" for why in left_out) + claims
     write_atomically(report, claims + report.read_text())
     print(report)
     return 0

@@ -239,23 +239,66 @@ def test_train_runs_a_recipe_and_saves_the_policy(tmp_path, tiny_policy):
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.hidden_size == 32
 
 
+def _recorded_warm_up(out: Path, settings: StudySettings, seed: int, dev_accuracy: float, policy=None):
+    """A finished warm-up folder as ``icpo.warmup`` leaves it: ``policy``'s weights (none are needed for a
+    seed that is left out) and the two records, with every check at ``dev_accuracy``."""
+    import shutil
+
+    from icpo.study import warm_up_plan
+    from icpo.warmup import MARKER, START
+
+    folder, warm_settings = warm_up_plan(out, settings, seed)
+    if policy is None:
+        folder.mkdir(parents=True)
+    else:
+        shutil.copytree(policy, folder)
+    (folder / MARKER).write_text(json.dumps(asdict(warm_settings)))
+    checks = [{"step": 20 * (i + 1), "dev_accuracy": dev_accuracy} for i in range(3)]
+    record = {"step": 60, "dev_accuracy": dev_accuracy, "target_accuracy": settings.start_accuracy}
+    (folder / START).write_text(json.dumps({**record, "checks": checks}))
+
+
 @pytest.mark.slow
 def test_a_study_with_a_start_accuracy_records_the_warm_start_it_got(tmp_path):
     from icpo.warmup import START
 
-    settings = StudySettings(num_train=64, num_test=8, steps=2, eval_every=1, avg_k=4, start_accuracy=0.05)
+    # target 0.02 is reached at the first check (0.02 - 0.03 < 0): this tiny SFT cannot get further
+    settings = StudySettings(num_train=64, num_test=8, steps=2, eval_every=1, avg_k=4, start_accuracy=0.02)
     run_study(tmp_path, settings, [GRPO], [0], "r")
-    folder = tmp_path / "warmup-seed0-start0.05"
+    folder = tmp_path / "warmup-seed0-start0.02"
     chosen = json.loads((folder / START).read_text())
-    result = json.loads((tmp_path / "runs" / "grpo-noise0-start0.05-seed0" / "result.json").read_text())
+    result = json.loads((tmp_path / "runs" / "grpo-noise0-start0.02-seed0" / "result.json").read_text())
     assert result["warm_start"] == {
         "heldout_accuracy": result["eval_curve"][0]["accuracy"],
-        "target": 0.05,
+        "target": 0.02,
         "sft_step": chosen["step"],
         "dev_accuracy": chosen["dev_accuracy"],
+        "reached": True,
     }
-    assert chosen["step"] in [check["step"] for check in chosen["checks"]]
+    assert chosen["step"] == chosen["checks"][0]["step"] == 20
     assert {"pass_at_1", "pass_at_2", "pass_at_4", "heldout_within_group_auroc"} <= set(result["final"])
+
+
+@pytest.mark.slow
+def test_a_seed_whose_warm_up_misses_the_start_is_left_out_and_the_report_says_why(tmp_path, tiny_policy):
+    settings = StudySettings(num_train=64, num_test=8, steps=2, eval_every=1, avg_k=4, start_accuracy=0.5)
+    _recorded_warm_up(tmp_path, settings, 0, dev_accuracy=0.5, policy=tiny_policy)
+    _recorded_warm_up(tmp_path, settings, 1, dev_accuracy=0.1)  # stalled: never 0.5 - 0.03
+    report = run_study(tmp_path, settings, [GRPO], [0, 1], "r")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["grpo-noise0-start0.5-seed0"]
+    assert "seed 1 left out: its warm-up never reached start accuracy 0.5 (closest dev accuracy 0.1" in (
+        report.read_text()
+    )
+    assert json.loads(report.with_suffix(".json").read_text())["variants"]["grpo"]["seeds"] == [0]
+
+
+def test_a_study_where_no_seed_reaches_the_start_fails_naming_each_seed(tmp_path):
+    settings = StudySettings(num_train=64, num_test=8, steps=2, start_accuracy=0.5)
+    for seed in (0, 1):
+        _recorded_warm_up(tmp_path, settings, seed, dev_accuracy=0.0)
+    with pytest.raises(ValueError, match=r"seed 0 left out.*seed 1 left out.*lower --start-accuracy"):
+        run_study(tmp_path, settings, [GRPO], [0, 1], "r")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_pass_at_k_is_the_unbiased_estimator():

@@ -71,7 +71,7 @@ def test_warm_up_stops_at_the_target_and_keeps_the_closer_of_the_bracketing_chec
 
     from transformers import AutoModelForCausalLM
 
-    from icpo.warmup import START
+    from icpo.warmup import START, read_start
 
     folder, seen = _scripted_warm_up(tmp_path, [0.0, 0.1, 0.3, 0.52, 0.6, 0.7] + [0.8] * 10, target=0.4)
     start = json.loads((folder / START).read_text())
@@ -82,19 +82,21 @@ def test_warm_up_stops_at_the_target_and_keeps_the_closer_of_the_bracketing_chec
         0.4,
     )  # |0.3-0.4| < |0.52-0.4|
     assert [c["step"] for c in start["checks"]] == [2, 4, 6, 8]
+    assert read_start(folder) == {"target": 0.4, "sft_step": 6, "dev_accuracy": 0.3, "reached": True}
     saved = AutoModelForCausalLM.from_pretrained(folder).get_input_embeddings().weight
     assert torch.equal(saved, seen[2]) and not torch.equal(saved, seen[3])
 
 
 @pytest.mark.slow
-def test_warm_up_that_never_reaches_the_target_keeps_the_closest_check(tmp_path):
+def test_warm_up_that_never_reaches_the_target_keeps_the_closest_check_and_says_so(tmp_path):
     import json
 
-    from icpo.warmup import START
+    from icpo.warmup import START, read_start
 
     folder, seen = _scripted_warm_up(tmp_path, [0.05, 0.2, 0.15] + [0.1] * 20, target=0.5)
     start = json.loads((folder / START).read_text())
     assert len(seen) == 12 and (start["step"], start["dev_accuracy"]) == (4, 0.2)
+    assert read_start(folder)["reached"] is False  # closest is 0.2, never 0.5 - 0.03: another regime
 
 
 def test_a_target_needs_a_way_to_measure_it(tmp_path):

@@ -21,6 +21,7 @@ import io
 import json
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,9 @@ def _format(value: float) -> str:
     return "n/a" if value != value else f"{value:.3f}"
 
 
-def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]], plots: list[Path]) -> str:
+def render_markdown(
+    summary: dict[str, Any], results: list[dict[str, Any]], plots: list[Path], notes: Sequence[str] = ()
+) -> str:
     settings = results[0]["settings"]
     metrics = summary["metrics"]
     lines = [
@@ -148,6 +151,7 @@ def render_markdown(summary: dict[str, Any], results: list[dict[str, Any]], plot
         f"Task `{settings['task']}` (difficulty {settings['difficulty']}), {settings['steps']} RL steps, "
         f"{settings['prompts_per_step']} prompts x {settings['num_generations']} samples per step, "
         f"reward noise {settings['reward_noise']:g}, held-out set of {settings['num_test']} prompts.",
+        *(f"\n**Note:** {note}." for note in notes),
         "",
         "## Final metrics (mean over seeds)",
         "",
@@ -198,8 +202,11 @@ def write_csv(results: list[dict[str, Any]]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def write_report(out: Path, name: str, results: list[dict[str, Any]], baseline: str) -> Path:
-    """Write the markdown report, plots, CSV and JSON for ``results``; return the markdown path."""
+def write_report(
+    out: Path, name: str, results: list[dict[str, Any]], baseline: str, notes: Sequence[str] = ()
+) -> Path:
+    """Write the markdown report (with ``notes``, e.g. seeds left out), plots, CSV and JSON for ``results``;
+    return the markdown path."""
     if not results:
         raise ValueError("no run results to report on.")
     summary = summarise(results, baseline)
@@ -207,7 +214,7 @@ def write_report(out: Path, name: str, results: list[dict[str, Any]], baseline: 
     write_atomically(out / f"{name}.csv", write_csv(results))
     write_atomically(out / f"{name}.json", json.dumps(summary, indent=1).encode())
     report = out / f"{name}.md"
-    write_atomically(report, render_markdown(summary, results, plots).encode())
+    write_atomically(report, render_markdown(summary, results, plots, notes).encode())
     return report
 
 

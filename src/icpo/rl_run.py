@@ -19,6 +19,7 @@ from typing import Any
 from icpo.core import ICPOOptions
 from icpo.heldout import evaluate, max_completion_chars
 from icpo.runfolder import write_json_atomically
+from icpo.warmup import read_start
 
 RESULT = "result.json"
 
@@ -173,23 +174,8 @@ def run_rl(
             "mixed_group_share": mean_over_steps("icpo/mixed_group_share"),
             "reward_end": mean_of_last_steps("reward"),
         },
-        "warm_start": {"heldout_accuracy": curve[0]["accuracy"], **warm_start_record(warm_start)},
+        "warm_start": {"heldout_accuracy": curve[0]["accuracy"], **(read_start(warm_start) or {})},
         "wall_seconds": time.perf_counter() - started,
     }
     write_json_atomically(run_dir / RESULT, result)
     return result
-
-
-def warm_start_record(warm_start: Path) -> dict[str, Any]:
-    """The warm-up's record of its chosen start (target, SFT step, dev accuracy); {} without a target."""
-    from icpo.warmup import START
-
-    path = Path(warm_start) / START
-    if not path.exists():
-        return {}
-    record = json.loads(path.read_text())
-    return {
-        "target": record["target_accuracy"],
-        "sft_step": record["step"],
-        "dev_accuracy": record["dev_accuracy"],
-    }

@@ -82,6 +82,21 @@ def warm_start_for(out: Path, settings: StudySettings, seed: int):
     return warm_up(folder, warm_settings, train, dev_accuracy), train, test
 
 
+def start_missed(out: Path, settings: StudySettings, seed: int) -> str | None:
+    """Why the seed is left out of a study with a set start (its warm-up never reached the target), or
+    None when it is not (no target, the target reached, or no warm-up yet)."""
+    from icpo.warmup import read_start
+
+    start = read_start(warm_up_plan(out, settings, seed)[0])
+    if start is None or start["reached"]:
+        return None
+    return (
+        f"seed {seed} left out: its warm-up never reached start accuracy {start['target']:g} (closest dev "
+        f"accuracy {start['dev_accuracy']:g}, at SFT step {start['sft_step']}); this initialisation starts "
+        "in another regime"
+    )
+
+
 def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> dict[str, Any] | None:
     """The run's result if it finished with these settings; raises if it finished with others."""
     path = run_dir / RESULT
@@ -147,13 +162,23 @@ def run_study(
     ]
     # Every finished run and warm-up is read (and its settings checked) before any training starts.
     finished = check_study_folder(out, settings, variants, seeds)
-    results = []
+    results, left_out = [], {}
     with library_output_to(out / LOG_FILE), tqdm(plan, desc="runs", unit="run", position=0) as progress:
         for seed, variant, run_dir in progress:
             progress.set_postfix_str(run_dir.name)
             result = finished[run_dir]
             if result is None:
                 warm_start, train, test = warm_start_for(out, settings, seed)
+            if (why := start_missed(out, settings, seed)) is not None:
+                if seed not in left_out:
+                    progress.write(why)
+                    left_out[seed] = why
+                continue
+            if result is None:
                 result = run_rl(warm_start, settings, variant, seed, run_dir, train, test)
             results.append(result)
-    return write_report(out, report_name, results, baseline=variants[0].name)
+    if not results:
+        raise ValueError(
+            "; ".join(left_out.values()) + ". No seed reached the start: choose a lower --start-accuracy."
+        )
+    return write_report(out, report_name, results, baseline=variants[0].name, notes=list(left_out.values()))

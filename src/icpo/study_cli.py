@@ -29,7 +29,8 @@ def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySetting
         "--start-accuracy",
         type=float,
         default=defaults.start_accuracy,
-        help="warm up to this greedy accuracy on a dev set (default: a fixed 40-epoch warm-up)",
+        help="warm up to this greedy accuracy on a dev set; a seed that cannot reach it is left out and "
+        "named in the report (default: a fixed 40-epoch warm-up)",
     )
     options = parser.add_argument_group("ICPO options of the compared variant (icpo.core.ICPOOptions)")
     for option in fields(ICPOOptions):

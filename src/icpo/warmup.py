@@ -9,7 +9,9 @@ push down.
 A settable start: with ``target_accuracy`` the warm-up checks the greedy accuracy on a held-out dev set
 every ``check_every`` SFT steps and stops at the first check at or above ``target - tolerance``; it keeps
 whichever of that check and the one before it is closer to the target (the closest one seen, when
-training ends first). ``start.json`` records the chosen step and its dev accuracy.
+training ends first). ``start.json`` records every check and the chosen one; ``read_start`` says whether
+the target was reached at all: a policy whose initialisation stalls below it is a start of another regime,
+and a study leaves that seed out rather than mixing it in.
 
 The result is an ordinary Hugging Face folder, written to a temporary folder and moved into place with
 ``os.replace`` only when complete, so a killed warm-up leaves nothing half-written and a finished one is
@@ -25,6 +27,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from icpo.tasks import Problem, get_task
 
@@ -72,6 +75,23 @@ def _stop_at_target(settings: WarmupSettings, dev_accuracy: Callable[[object], f
                 control.should_training_stop = True
 
     return StopAtTarget()
+
+
+def read_start(folder: str | Path) -> dict[str, Any] | None:
+    """The start a warm-up with a target accuracy chose: ``target``, ``sft_step``, ``dev_accuracy`` and
+    ``reached`` (some check came to ``target - tolerance`` or above); None for a warm-up without a target."""
+    path = Path(folder) / START
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    tolerance = json.loads((Path(folder) / MARKER).read_text())["tolerance"]
+    target = record["target_accuracy"]
+    return {
+        "target": target,
+        "sft_step": record["step"],
+        "dev_accuracy": record["dev_accuracy"],
+        "reached": any(check["dev_accuracy"] >= target - tolerance for check in record["checks"]),
+    }
 
 
 def sft_rows(task_name: str, problems: list[Problem], mistake_rate: float, seed: int) -> list[dict[str, str]]:
