@@ -156,11 +156,12 @@ def finished_results(
     ]
     kept, notes = set(), []
     for start, start_cells in by_start(grid).items():
-        seeds = sorted({r["seed"] for r in results if r["settings"]["start_accuracy"] == start})
-        for seed in seeds:
+        seeds = {r["seed"] for r in results if r["settings"]["start_accuracy"] == start}
+        # Seeds without runs count too: a seed whose warm-up missed the target has none.
+        for seed in range(max(seeds, default=-1) + 1):
             if (why := start_missed(out, start_cells[0], seed)) is not None:
                 notes.append(f"start {start:g}: {why}")
-            elif sum(key[0] == start for key in kept) < seeds_per_cell:
+            elif seed in seeds and sum(key[0] == start for key in kept) < seeds_per_cell:
                 kept.add((start, seed))
     return [r for r in results if (r["settings"]["start_accuracy"], r["seed"]) in kept], notes
 

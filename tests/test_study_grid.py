@@ -77,28 +77,29 @@ def test_the_full_grid_marks_the_claimed_direction(tmp_path):
     )
 
 
-def test_a_seed_whose_warm_up_missed_the_start_is_replaced_by_the_next_and_named(tmp_path):
+def test_seeds_whose_warm_up_missed_the_start_are_replaced_by_the_next_and_named(tmp_path):
     from icpo.study import warm_up_plan
     from icpo.warmup import MARKER, START
 
     out, docs = tmp_path / "grid", tmp_path / "docs"
     cell = StudySettings(avg_k=32, start_accuracy=0.4, reward_noise=0.0)
-    for seed in range(4):
+    for seed in (0, 1, 3, 4):
         finished_run(out, GRPO, cell, seed, 0.5)
         finished_run(out, DEFAULT, cell, seed, 0.6 if seed == 1 else 0.5)
-    # Seed 1's warm-up stalled at 0.08 (as seed 5 of the real grid did): its runs must not count.
-    folder, warm_settings = warm_up_plan(out, cell, 1)
-    folder.mkdir()
-    (folder / MARKER).write_text(json.dumps(asdict(warm_settings)))
-    checks = [{"step": 20, "dev_accuracy": 0.05}, {"step": 40, "dev_accuracy": 0.08}]
-    (folder / START).write_text(
-        json.dumps({"step": 40, "dev_accuracy": 0.08, "target_accuracy": 0.4, "checks": checks})
-    )
-    flags = ["--starts", "0.4", "--noises", "0", "--methods", "advantage", "--seeds", "2"]
-    report(out, docs, *flags)
+    # Seed 1's warm-up stalled at 0.08 (as seed 5 of the real grid did) after its runs were made, and seed
+    # 2's stalled before any: neither may count, and both are named.
+    for seed, closest in ((1, 0.08), (2, 0.165)):
+        folder, warm_settings = warm_up_plan(out, cell, seed)
+        folder.mkdir()
+        (folder / MARKER).write_text(json.dumps(asdict(warm_settings)))
+        checks = [{"step": 20, "dev_accuracy": 0.05}, {"step": 40, "dev_accuracy": closest}]
+        record = {"step": 40, "dev_accuracy": closest, "target_accuracy": 0.4, "checks": checks}
+        (folder / START).write_text(json.dumps(record))
+    report(out, docs, "--starts", "0.4", "--noises", "0", "--methods", "advantage", "--seeds", "2")
 
     text = (docs / "results-grid.md").read_text()
     assert "**Left out:** start 0.4: seed 1 left out: its warm-up never reached start accuracy 0.4" in text
+    assert "**Left out:** start 0.4: seed 2 left out: its warm-up never reached start accuracy 0.4 " in text
     (summary_cell,) = json.loads((docs / "results-grid.json").read_text())["cells"]
-    assert summary_cell["seeds"] == [0, 2]  # seed 2 takes seed 1's place; seed 3 is beyond --seeds 2
+    assert summary_cell["seeds"] == [0, 3]  # seed 3 takes seed 1's place; seed 4 is beyond --seeds 2
     assert summary_cell["vs_baseline"]["advantage"]["greedy_accuracy"]["mean"] == 0.0
