@@ -7,7 +7,7 @@ Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``-
 another shape needs its own ``--out`` folder and ``--name`` for its report, e.g. the longer sparse run:
 
     .venv/bin/python benchmarks/study_grid.py --out runs/grid-long --steps 600 --starts 0.1 --noises 0 \
-        --methods grpo advantage reward fallback --name results-grid-long
+        --methods grpo advantage reward fallback --name results-grid-long --curves
 
 Resumable: a run whose result.json exists (with the same settings) is skipped, so a killed grid goes on
 where it stopped. Seeds are the outermost loop, so at any moment every cell has the same number of
@@ -184,6 +184,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--methods", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="grpo is always included"
     )
+    parser.add_argument(
+        "--curves", action="store_true", help="also plot each cell's curves ({name}-start{a}-noise{p}-*.png)"
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.seeds < 1:
         parser.error("--steps and --seeds must be at least 1")
@@ -201,7 +204,7 @@ def main(argv: list[str]) -> int:
             log.write(
                 json.dumps({"argv": argv, "started": started, "wall_seconds": time.time() - started}) + "\n"
             )
-    from icpo.report import grid_summary, write_grid_report
+    from icpo.report import grid_summary, plot_curves, write_grid_report
 
     results, left_out = finished_results(out, args.seeds, grid, list(variants.values()))
     report = write_grid_report(Path(args.docs), results, variants, args.name)
@@ -211,6 +214,12 @@ def main(argv: list[str]) -> int:
     if left_out:
         claims = "".join(f"**Left out:** {why}.\n\n" for why in left_out) + claims
     write_atomically(report, claims + report.read_text())
+    if args.curves:
+        for settings in grid:
+            cell = [r for r in results if _recorded_as(settings, r["settings"])]
+            name = f"{args.name}-start{settings.start_accuracy:g}-noise{settings.reward_noise:g}"
+            if cell:
+                plot_curves(cell, Path(args.docs), name, baseline=GRPO.name)
     print(report)
     return 0
 

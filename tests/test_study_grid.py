@@ -52,7 +52,8 @@ def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(t
         finished_run(out, FALLBACK, long_sparse, seed, 0.3 + 0.01 * seed)
         finished_run(out, DEFAULT, long_sparse, seed, 0.2)  # a method not asked for: left out
     flags = ["--steps", "600", "--starts", "0.1", "--noises", "0", "--methods", "fallback", "--seeds", "3"]
-    report(out, docs, *flags, "--name", "results-long")
+    report(out, docs, *flags, "--name", "results-long", "--curves")
+    assert (docs / "results-long-start0.1-noise0-accuracy.png").read_bytes()[:4] == b"\x89PNG"
 
     text = (docs / "results-long.md").read_text()
     assert (docs / "results-long-accuracy.png").exists() and not (docs / "results-grid.md").exists()
