@@ -43,8 +43,9 @@ BASE = StudySettings(avg_k=32)
 EXTRA_SEEDS = 8  # seeds tried beyond --seeds to replace those whose warm-up cannot reach a target
 # The paper's claims, the metric and cells that test each, and the sign of the difference it predicts.
 CLAIMS = (
-    ("sparse rewards: helps where groups carry no signal", "greedy_accuracy", [(0.1, 0.0), (0.1, 0.4)], +1),
-    ("sparse rewards (sampled accuracy)", "avg_at_32", [(0.1, 0.0), (0.1, 0.4)], +1),
+    # Only the clean sparse cell is sparse: reward noise mixes almost every group (docs/results.md).
+    ("sparse rewards: helps where groups carry no signal", "greedy_accuracy", [(0.1, 0.0)], +1),
+    ("sparse rewards (sampled accuracy)", "avg_at_32", [(0.1, 0.0)], +1),
     ("noisy rewards: more robust", "greedy_accuracy", [(0.1, 0.2), (0.1, 0.4), (0.4, 0.2), (0.4, 0.4)], +1),
     ("noisy rewards (sampled accuracy)", "avg_at_32", [(0.1, 0.2), (0.1, 0.4), (0.4, 0.2), (0.4, 0.4)], +1),
     ("fewer overconfident errors", "heldout_overconfident_error_rate", None, -1),
