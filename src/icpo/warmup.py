@@ -51,6 +51,10 @@ class WarmupSettings:
     tolerance: float = 0.03
     check_every: int = 20
 
+    def reaches_target(self, dev_accuracy: float) -> bool:
+        """Whether a check at ``dev_accuracy`` ends the warm-up: at or above ``target - tolerance``."""
+        return dev_accuracy >= self.target_accuracy - self.tolerance
+
 
 def _stop_at_target(settings: WarmupSettings, dev_accuracy: Callable[[object], float]):
     """A TrainerCallback that checks ``dev_accuracy(model)`` every ``check_every`` steps, keeps a copy of
@@ -71,7 +75,7 @@ def _stop_at_target(settings: WarmupSettings, dev_accuracy: Callable[[object], f
             if self.best is None or gap < abs(self.best["dev_accuracy"] - settings.target_accuracy):
                 weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 self.best = {"step": state.global_step, "dev_accuracy": accuracy, "weights": weights}
-            if accuracy >= settings.target_accuracy - settings.tolerance:
+            if settings.reaches_target(accuracy):
                 control.should_training_stop = True
 
     return StopAtTarget()
@@ -84,13 +88,12 @@ def read_start(folder: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     record = json.loads(path.read_text())
-    tolerance = json.loads((Path(folder) / MARKER).read_text())["tolerance"]
-    target = record["target_accuracy"]
+    settings = WarmupSettings(**json.loads((Path(folder) / MARKER).read_text()))
     return {
-        "target": target,
+        "target": record["target_accuracy"],
         "sft_step": record["step"],
         "dev_accuracy": record["dev_accuracy"],
-        "reached": any(check["dev_accuracy"] >= target - tolerance for check in record["checks"]),
+        "reached": any(settings.reaches_target(check["dev_accuracy"]) for check in record["checks"]),
     }
 
 
