@@ -12,8 +12,10 @@ another shape needs its own ``--out`` folder and ``--name`` for its report, e.g.
 Resumable: a run whose result.json exists (with the same settings) is skipped, so a killed grid goes on
 where it stopped. Seeds are the outermost loop, so at any moment every cell has the same number of
 finished seeds (give or take the seed in progress). A seed whose warm-up cannot reach a cell's start
-accuracy is left out of the cells of that start, the report says so, and the next seed takes its place. Each call appends its command and wall time to
-``{out}/grid-calls.jsonl``; ``--report`` only (re)writes the tables and heat maps from what finished.
+accuracy is left out of the cells of that start, the report says so, and the next seed takes its place.
+Each call appends its command and wall time to ``{out}/grid-calls.jsonl``; ``--report`` only (re)writes
+the tables and heat maps from what finished. ``{out}`` is locked while the script runs
+(``icpo.runfolder.locked_folder``), so a second call on the same folder exits at once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
-from icpo.runfolder import write_atomically
+from icpo.runfolder import FolderInUse, locked_folder, write_atomically
 from icpo.study import _recorded_as, load_finished, run_folder_name, start_missed, warm_start_for
 
 NOISES = (0.0, 0.2, 0.4)  # share of rewards flipped at random
@@ -114,15 +116,20 @@ def run_grid(out: Path, seeds_per_cell: int, grid: list[StudySettings], variants
 
     torch.set_num_threads(1)
     tried = range(seeds_per_cell + EXTRA_SEEDS)
+    starts = by_start(grid)
     # Every finished run is read (and its settings checked) before any training starts.
-    for seed in tried:
-        for settings in grid:
-            for variant in variants:
-                load_finished(out / "runs" / run_folder_name(variant, settings, seed), settings, variant)
-    kept = dict.fromkeys(by_start(grid), 0)
+    finished = {
+        run_dir
+        for seed in tried
+        for settings in grid
+        for variant in variants
+        for run_dir in [out / "runs" / run_folder_name(variant, settings, seed)]
+        if load_finished(run_dir, settings, variant) is not None
+    }
+    kept = dict.fromkeys(starts, 0)
     with tqdm(total=seeds_per_cell * len(grid) * len(variants), desc="grid", unit="run") as progress:
         for seed in tried:
-            for start, start_cells in by_start(grid).items():
+            for start, start_cells in starts.items():
                 if kept[start] == seeds_per_cell:
                     continue
                 warm_start, train, test = warm_start_for(out, start_cells[0], seed)
@@ -133,7 +140,7 @@ def run_grid(out: Path, seeds_per_cell: int, grid: list[StudySettings], variants
                 for settings in start_cells:
                     for variant in variants:
                         run_dir = out / "runs" / run_folder_name(variant, settings, seed)
-                        if load_finished(run_dir, settings, variant) is None:
+                        if run_dir not in finished:
                             run_rl(warm_start, settings, variant, seed, run_dir, train, test)
                         progress.update()
     for start, count in kept.items():
@@ -155,16 +162,18 @@ def finished_results(
     results = [
         r for r in results if recorded(grid, r["settings"]) and recorded(variants, r["variant_options"])
     ]
-    kept, notes = set(), []
+    kept: dict[float, list[int]] = {}
+    notes = []
     for start, start_cells in by_start(grid).items():
         seeds = {r["seed"] for r in results if r["settings"]["start_accuracy"] == start}
+        kept[start] = []
         # Seeds without runs count too: a seed whose warm-up missed the target has none.
         for seed in range(max(seeds, default=-1) + 1):
             if (why := start_missed(out, start_cells[0], seed)) is not None:
                 notes.append(f"start {start:g}: {why}")
-            elif seed in seeds and sum(key[0] == start for key in kept) < seeds_per_cell:
-                kept.add((start, seed))
-    return [r for r in results if (r["settings"]["start_accuracy"], r["seed"]) in kept], notes
+            elif seed in seeds and len(kept[start]) < seeds_per_cell:
+                kept[start].append(seed)
+    return [r for r in results if r["seed"] in kept[r["settings"]["start_accuracy"]]], notes
 
 
 def main(argv: list[str]) -> int:
@@ -193,11 +202,18 @@ def main(argv: list[str]) -> int:
         parser.error("--steps and --seeds must be at least 1")
     if not all(0 < s < 1 for s in args.starts) or not all(0 <= p < 1 for p in args.noises):
         parser.error("--starts must lie in (0, 1) and --noises in [0, 1)")
-    labels = ["grpo", *(m for m in args.methods if m != "grpo")]
-    variants = {label: VARIANTS[label] for label in labels}
+    variants = {label: VARIANTS[label] for label in ["grpo", *(m for m in args.methods if m != "grpo")]}
     grid = cells(args.starts, args.noises, args.steps)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with locked_folder(out):
+            return run_and_report(out, args, grid, variants, argv)
+    except (FolderInUse, ValueError) as error:  # in use; finished runs of other settings; nothing to report
+        parser.exit(2, f"{error}\n")
+
+
+def run_and_report(out: Path, args, grid: list[StudySettings], variants: dict[str, Variant], argv) -> int:
+    """Run what is missing (unless ``--report``), then write the report, claims first."""
     if not args.report:
         started = time.time()
         run_grid(out, args.seeds, grid, list(variants.values()))
@@ -210,7 +226,7 @@ def main(argv: list[str]) -> int:
     results, left_out = finished_results(out, args.seeds, grid, list(variants.values()))
     report = write_grid_report(Path(args.docs), results, variants, args.name)
     summary = grid_summary(results, {v.name: label for label, v in variants.items()})
-    compared = labels[1:]
+    compared = list(variants)[1:]
     claims = "#### Claims, cell by cell\n\n" + claim_evidence(summary, compared) + "\n"
     if left_out:
         claims = "".join(f"**Left out:** {why}.\n\n" for why in left_out) + claims

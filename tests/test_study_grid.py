@@ -104,3 +104,19 @@ def test_seeds_whose_warm_up_missed_the_start_are_replaced_by_the_next_and_named
     (summary_cell,) = json.loads((docs / "results-grid.json").read_text())["cells"]
     assert summary_cell["seeds"] == [0, 3]  # seed 3 takes seed 1's place; seed 4 is beyond --seeds 2
     assert summary_cell["vs_baseline"]["advantage"]["greedy_accuracy"]["mean"] == 0.0
+
+
+def test_a_grid_folder_in_use_or_with_nothing_to_report_gives_one_line(tmp_path):
+    from icpo.runfolder import locked_folder
+
+    out = tmp_path / "grid"
+    command = [sys.executable, str(SCRIPT), "--out", str(out), "--report", "--docs", str(tmp_path / "docs")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with locked_folder(out):  # another grid (here: this test) is writing there
+        busy = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert (
+        busy.returncode == 2 and f"{out} is in use by another icpo process (PID {os.getpid()})" in busy.stderr
+    )
+    empty = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert (empty.returncode, empty.stderr.strip()) == (2, "no finished grid runs to report on.")
+    assert not (tmp_path / "docs").exists()
