@@ -299,7 +299,7 @@ def grid_summary(
                 for label, variant_runs in runs.items()
             },  # fmt: skip
             "reached_target": {
-                label: sum(steps_to_target(r) == steps_to_target(r) for r in variant_runs.values())
+                label: sum(not math.isnan(steps_to_target(r)) for r in variant_runs.values())
                 for label, variant_runs in runs.items()
             },
             "mean": {},
