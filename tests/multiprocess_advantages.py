@@ -47,6 +47,7 @@ def main(model_dir: str, output_dir: str, dump_path: str) -> None:
     if trainer.accelerator.is_main_process:
         with open(dump_path, "w") as handle:
             json.dump(steps, handle, allow_nan=True)
+    trainer.accelerator.end_training()  # as `icpo train` does: no live gloo group at interpreter exit
 
 
 if __name__ == "__main__":

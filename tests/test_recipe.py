@@ -10,6 +10,7 @@ import pytest
 
 from icpo.recipe import load_recipe
 from tests.test_study import write_recipe as write_tiny_recipe
+from tests.trl_setup import launch_two_processes
 
 
 def write_recipe(path: Path, **keys) -> Path:
@@ -151,3 +152,33 @@ def test_a_dataset_file_without_a_final_newline_keeps_its_last_row(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"prompt": "1+1=", "answer": "2"}\n{"prompt": "2+2=", "answer": "4"}')
     assert [row["answer"] for row in read_dataset_rows(path, "answer")] == ["2", "4"]
+
+
+def test_icpo_train_under_a_two_process_launch(tmp_path, tiny_policy):
+    """`accelerate launch --num_processes 2 -m icpo.cli train`: the first process holds the folder lock and
+    writes the files, both processes train and exit cleanly, and the final metrics are printed once."""
+    out = tmp_path / "out"
+    recipe = write_recipe(
+        tmp_path / "r.yaml", model=str(tiny_policy), output_dir=str(out), max_steps=2, num_train=32,
+        per_device_train_batch_size=4, num_generations=8, max_completion_length=4, logging_steps=1,
+        report_to=[], save_strategy="no",
+    )  # fmt: skip
+    result = launch_two_processes("-m", "icpo.cli", "train", "--config", str(recipe))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count('"icpo/alpha"') == 1
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (out / "model.safetensors").exists()
+    from icpo.runfolder import locked_folder
+
+    with locked_folder(out):  # released: no process still holds it
+        pass
+
+
+def test_tiny_model_under_a_launch_asks_for_its_warm_up_first(tmp_path):
+    result = launch_two_processes(
+        "-m", "icpo.cli", "train", "--config", str(write_recipe(tmp_path / "t.yaml"))
+    )
+    assert result.returncode != 0
+    assert "icpo train: error:" in result.stderr and "without `accelerate launch`" in result.stderr
+    assert str(tmp_path / "out" / "warmup") in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,14 @@ from trl import GRPOConfig, GRPOTrainer
 
 from icpo.core import icpo_advantages, sequence_confidence
 from icpo.trl import ICPOConfig, ICPOTrainer
-from tests.trl_setup import config_kwargs, digit_reward, length_reward, prompt_dataset, summed_rewards
+from tests.trl_setup import (
+    config_kwargs,
+    digit_reward,
+    launch_two_processes,
+    length_reward,
+    prompt_dataset,
+    summed_rewards,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -195,16 +199,7 @@ def test_groups_spanning_two_processes(tiny_policy, tmp_path):
     advantages the processes train on, put together, equal icpo.core on the whole gathered batch."""
     script = Path(__file__).with_name("multiprocess_advantages.py")
     dump = tmp_path / "steps.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
-    }
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(script), str(tiny_policy), str(tmp_path / "run"), str(dump),
-    ]  # fmt: skip
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    result = launch_two_processes(str(script), str(tiny_policy), str(tmp_path / "run"), str(dump))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     steps = json.loads(dump.read_text())
     assert len(steps) == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +55,15 @@ def summed_rewards(rewards_per_func: torch.Tensor) -> torch.Tensor:
     rewards = rewards_per_func.nansum(dim=1)
     rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
     return rewards
+
+
+def launch_two_processes(*program: str) -> subprocess.CompletedProcess:
+    """Run ``program`` (a script, or ``-m`` and a module, and its arguments) as ``accelerate launch
+    --multi_gpu --num_processes 2`` does, on CPU with gloo; stdout and stderr captured."""
+    repo = str(Path(__file__).parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *program,
+    ]  # fmt: skip
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

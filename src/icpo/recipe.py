@@ -27,8 +27,10 @@ Everything is checked before any training starts or anything is written; a probl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
+import os
 import sys
 import types
 import typing
@@ -336,7 +338,7 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
 
     reward_names = _reward_names(raw, task, reward_registry(), where)
     config = ICPOConfig(**{k: v for k, v in raw.items() if k in config_keys})
-    return Recipe(
+    recipe = Recipe(
         model=model,
         config=config,
         rows=rows,
@@ -347,6 +349,40 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
         held_out=held_out,
         trainable_layers=raw.get("trainable_layers"),
     )
+    if model == "tiny" and launched_processes() > 1:
+        from icpo.warmup import check_reusable
+
+        warmup_dir, settings, _ = _tiny_warm_up_plan(recipe)
+        if not check_reusable(warmup_dir, settings):
+            raise ValueError(
+                f"{path}: model 'tiny' is warmed up by a single process, and this launch has "
+                f"{launched_processes()}. Run the recipe once without `accelerate launch` (it warms up into "
+                f"{warmup_dir}), then launch it again."
+            )
+    return recipe
+
+
+def launched_processes() -> int:
+    """How many processes `accelerate launch`/`torchrun` started for this run (``WORLD_SIZE``; 1 if unlaunched)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _is_first_process() -> bool:
+    """True in the launch's global rank 0 (``RANK``), or when nothing launched this process."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _tiny_warm_up_plan(recipe: Recipe) -> tuple[Path, Any, list[Any]]:
+    """Where the tiny policy of a ``model: tiny`` recipe is warmed up, its WarmupSettings and problems."""
+    from icpo.tasks import generate_problems
+    from icpo.warmup import WarmupSettings
+
+    assert recipe.task is not None
+    problems = generate_problems(recipe.task, len(recipe.rows), recipe.config.seed, recipe.difficulty)
+    settings = WarmupSettings(
+        task=recipe.task, difficulty=recipe.difficulty, num_examples=len(problems), seed=recipe.config.seed
+    )
+    return Path(recipe.config.output_dir) / "warmup", settings, problems
 
 
 METRICS_FILE = "metrics.jsonl"
@@ -354,26 +390,23 @@ METRICS_FILE = "metrics.jsonl"
 
 def run_recipe(recipe: Recipe) -> dict[str, Any]:
     """Train as the recipe says, save the policy to ``output_dir`` (locked for the run) with every logged
-    step in ``output_dir/metrics.jsonl``; return the final step's metrics."""
+    step in ``output_dir/metrics.jsonl``; return the final step's metrics.
+
+    Under ``accelerate launch`` each process calls this: the first holds the lock and writes the files, and
+    every process leaves its process group once the policy is saved."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from icpo.models import resolve_model, train_only_top_layers
-    from icpo.tasks import generate_problems, with_reward_noise
+    from icpo.tasks import with_reward_noise
     from icpo.trl import ICPOTrainer
-    from icpo.warmup import WarmupSettings, warm_up
+    from icpo.warmup import warm_up
 
     output_dir = Path(recipe.config.output_dir)
-    with locked_folder(output_dir):
+    # Under `accelerate launch` every process runs this on the same folder: the first one holds the lock.
+    with locked_folder(output_dir) if _is_first_process() else contextlib.nullcontext(output_dir):
         if recipe.model == "tiny":
-            problems = generate_problems(recipe.task, len(recipe.rows), recipe.config.seed, recipe.difficulty)
-            settings = WarmupSettings(
-                task=recipe.task,
-                difficulty=recipe.difficulty,
-                num_examples=len(problems),
-                seed=recipe.config.seed,
-            )
-            model_path = str(warm_up(output_dir / "warmup", settings, problems))
+            model_path = str(warm_up(*_tiny_warm_up_plan(recipe)))
         else:
             model_path = resolve_model(recipe.model)
         registry = reward_registry()
@@ -394,7 +427,12 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
         trainer.train()
         trainer.save_model(str(output_dir))
         step_logs = [entry for entry in trainer.state.log_history if "reward" in entry]
-        write_atomically(output_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in step_logs))
+        if trainer.accelerator.is_main_process:
+            write_atomically(output_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in step_logs))
+        # Every process waits for the save, then leaves its process group: a launched process that exits
+        # with a gloo group still alive can abort (SIGABRT) in the interpreter's teardown.
+        trainer.accelerator.wait_for_everyone()
+        trainer.accelerator.end_training()
     return step_logs[-1] if step_logs else {}
 
 
@@ -408,7 +446,9 @@ def _prepare(args: argparse.Namespace) -> Recipe:
 def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
 
     try:
-        print(json.dumps(run_recipe(recipe), indent=1))
+        final_step = run_recipe(recipe)
+        if _is_first_process():
+            print(json.dumps(final_step, indent=1))
     except FolderInUse as error:
         print(f"icpo train: error: {error}", file=sys.stderr)
         return 2
