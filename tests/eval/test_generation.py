@@ -60,3 +60,44 @@ def test_the_same_seed_gives_the_same_samples(loaded):
     first = sample_with_confidence(model, tokenizer, ["7+8="] * 4, SamplingSettings(5, 1.0), seed=3)
     again = sample_with_confidence(model, tokenizer, ["7+8="] * 4, SamplingSettings(5, 1.0), seed=3)
     assert first == again
+
+
+def forward_pass_confidence(model, tokenizer, prompt: str, completion_ids: list[int]) -> float:
+    """The reference: mean log softmax(raw logits)[token] over the completion, by one forward pass."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt_ids + completion_ids])).logits[0].float()
+    logps = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], dim=-1)
+    return logps.gather(1, torch.tensor(completion_ids).unsqueeze(1)).mean().item()
+
+
+@pytest.mark.parametrize("observed", [True, False], ids=["recorded-during-generate", "forward-pass-fallback"])
+def test_confidence_is_the_raw_log_prob_mean_up_to_the_first_eos(loaded, monkeypatch, observed):
+    """Left-padded prompts of different lengths, sampled at T = 0.7 with top-p; rows that end early: each
+    confidence equals the forward-pass mean over the completion's tokens (EOS included) at temperature 1."""
+    from icpo.sampled_logps import SampledLogpsRecorder
+
+    model, tokenizer = loaded
+    prompts = ["1+1=", "12+34=", "7+8=", "99+1="] * 2
+    settings = SamplingSettings(max_new_tokens=6, temperature=0.7, top_p=0.9)
+    generate, sampled = model.generate, []
+
+    def recording_generate(**kwargs):
+        output = generate(**kwargs)
+        sampled.append(output.sequences[:, kwargs["input_ids"].shape[1] :].tolist())
+        return output
+
+    monkeypatch.setattr(model, "generate", recording_generate)
+    sample_with_confidence(model, tokenizer, prompts, settings, seed=1)
+    eos = sampled[0][0][2]  # row 0 ends by its third token
+    if not observed:
+        monkeypatch.setattr(SampledLogpsRecorder, "per_token_logps", lambda self, ids: None)
+    monkeypatch.setattr(model.generation_config, "eos_token_id", eos)
+    generations = sample_with_confidence(model, tokenizer, prompts, settings, seed=1)
+    assert generations[0].finished and generations[0].num_tokens <= 3
+    assert not all(g.finished for g in generations)
+    for prompt, generation, tokens in zip(prompts, generations, sampled[1], strict=True):
+        kept = tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
+        assert generation.num_tokens == len(kept) and generation.finished == (eos in tokens)
+        expected = forward_pass_confidence(model, tokenizer, prompt, kept)
+        assert generation.confidence == pytest.approx(expected, abs=2e-5)

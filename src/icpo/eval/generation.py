@@ -6,7 +6,9 @@ tokens, whether it finished (emitted an end-of-sequence token) or was cut at ``m
 confidence c = icpo.core.sequence_confidence, the mean over completion tokens (the EOS token included,
 anything after it excluded: ``completion_mask``) of log softmax(logits)[token], computed from the
 model's raw logits, i.e. at temperature 1 whatever the sampling temperature or top-p, so confidence does
-not depend on how we sample.
+not depend on how we sample. The log-probs are recorded while ``generate`` runs
+(``icpo.sampled_logps.SampledLogpsRecorder``): memory holds one vocabulary row per sequence, never the
+``[batch, tokens, vocabulary]`` logits of the whole completion.
 
 Two backends behind one interface (``generate(prompts, settings, seed)`` and ``.tokenizer``):
 ``TransformersGenerator`` (any device, the one tested here; a thin owner of a model folder that calls
@@ -25,6 +27,7 @@ from typing import Any
 import torch
 
 from icpo.core import sequence_confidence
+from icpo.sampled_logps import SampledLogpsRecorder
 
 
 @dataclass(frozen=True)
@@ -100,35 +103,48 @@ def sample_with_confidence(
         if seed is not None:
             torch.manual_seed(seed)
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        output = model.generate(
-            **encoded,
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=sampling,
-            temperature=settings.temperature if sampling else None,
-            top_p=settings.top_p if sampling else None,
-            top_k=0 if sampling else None,  # 0: no top-k cut (generation_config often sets 50)
-            output_logits=True,
-            return_dict_in_generate=True,
-            pad_token_id=pad_id,
-        )
+        # Temperature 1: the raw logits' log-probs, whatever the sampling temperature or top-p.
+        with SampledLogpsRecorder(model, temperature=1.0) as recorder:
+            output = model.generate(
+                **encoded,
+                max_new_tokens=settings.max_new_tokens,
+                do_sample=sampling,
+                temperature=settings.temperature if sampling else None,
+                top_p=settings.top_p if sampling else None,
+                top_k=0 if sampling else None,  # 0: no top-k cut (generation_config often sets 50)
+                return_dict_in_generate=True,
+                pad_token_id=pad_id,
+            )
+        tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
+        eos_ids = eos_token_ids(model, tokenizer)
+        mask = completion_mask(tokens, eos_ids)
+        lengths = mask.sum(dim=1).tolist()
+        kept = [row[:n].tolist() for row, n in zip(tokens, lengths, strict=True)]
+        token_logps = recorder.per_token_logps(kept) or [
+            _forward_token_logps(model, prompt[attention.bool()], torch.tensor(ids, device=model.device))
+            for prompt, attention, ids in zip(
+                encoded["input_ids"], encoded["attention_mask"], kept, strict=True
+            )
+        ]
     finally:
         model.train(was_training)
         tokenizer.padding_side = padding_side
-    tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
-    logits = torch.stack(output.logits, dim=1).float()  # [B, T, V], raw: before any logits processor
-    token_logps = torch.log_softmax(logits, dim=-1).gather(2, tokens.unsqueeze(2)).squeeze(2)
-    eos_ids = eos_token_ids(model, tokenizer)
-    mask = completion_mask(tokens, eos_ids)
-    confidence = sequence_confidence(token_logps, mask).tolist()
+    padded = torch.nn.utils.rnn.pad_sequence(token_logps, batch_first=True)
+    confidence = sequence_confidence(padded, mask[:, : padded.shape[1]].to(padded.device)).tolist()
     finished = (torch.isin(tokens, torch.tensor(eos_ids, device=tokens.device)) & mask.bool()).any(dim=1)
-    lengths = mask.sum(dim=1).tolist()
-    texts = [
-        tokenizer.decode(row[:n], skip_special_tokens=True) for row, n in zip(tokens, lengths, strict=True)
-    ]
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in kept]
     return [
         Generation(text, float(c), int(n), bool(done))
         for text, c, n, done in zip(texts, confidence, lengths, finished.tolist(), strict=True)
     ]
+
+
+def _forward_token_logps(model: Any, prompt_ids: torch.Tensor, completion_ids: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token] of each completion token, by one forward pass over the unpadded prompt and
+    completion: the fallback when ``generate`` could not be observed (``SampledLogpsRecorder`` gave None)."""
+    sequence = torch.cat([prompt_ids, completion_ids]).unsqueeze(0)
+    logits = model(input_ids=sequence).logits[0, prompt_ids.numel() - 1 : -1].float()
+    return torch.log_softmax(logits, dim=-1).gather(1, completion_ids.unsqueeze(1)).squeeze(1)
 
 
 class TransformersGenerator:
