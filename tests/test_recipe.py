@@ -182,3 +182,37 @@ def test_tiny_model_under_a_launch_asks_for_its_warm_up_first(tmp_path):
     assert "icpo train: error:" in result.stderr and "without `accelerate launch`" in result.stderr
     assert str(tmp_path / "out" / "warmup") in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_stopped_run_resumes_from_its_newest_checkpoint(tmp_path, tiny_policy, capsys):
+    """`--resume_from_checkpoint true` continues from output_dir's newest checkpoint-N, as TRL's scripts do;
+    metrics.jsonl then holds the steps before and after the stop."""
+    import icpo.cli
+
+    out = tmp_path / "out"
+    recipe = str(
+        write_recipe(
+            tmp_path / "r.yaml", model=str(tiny_policy), output_dir=str(out), num_train=32, max_steps=2,
+            per_device_train_batch_size=8, num_generations=4, max_completion_length=4, logging_steps=1,
+            report_to=[], save_strategy="steps", save_steps=1,
+        )
+    )  # fmt: skip
+    assert icpo.cli.main(["train", "--config", recipe]) == 0
+    first = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert (out / "checkpoint-2").is_dir()
+    resumed = ["train", "--config", recipe, "--max_steps", "3", "--resume_from_checkpoint", "true"]
+    assert icpo.cli.main(resumed) == 0
+    after = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in after] == [1, 2, 3] and after[:2] == first
+
+
+def test_resume_without_a_checkpoint_is_one_line(tmp_path, icpo_fails):
+    line = icpo_fails(
+        "train", "--config", str(write_recipe(tmp_path / "r.yaml")), "--resume_from_checkpoint", "true"
+    )
+    assert "holds no checkpoint-N folder" in line
+    line = icpo_fails(
+        "train", "--config", str(write_recipe(tmp_path / "r.yaml")), "--resume_from_checkpoint", str(tmp_path)
+    )
+    assert "is not a checkpoint folder" in line
+    assert not (tmp_path / "out").exists()

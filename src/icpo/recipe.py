@@ -16,6 +16,10 @@ meaning, plus these keys of the recipe itself:
 - ``reward_noise``: flip each reward with this probability (0 by default);
 - ``trainable_layers``: train only the top N decoder layers (and the final norm); all when absent.
 
+``resume_from_checkpoint`` is read as TRL's scripts read it: ``true`` continues from the newest
+``checkpoint-N`` folder of ``output_dir`` (a run leaves them with ``save_strategy: steps``), or give the
+folder itself.
+
 A flag ``--KEY VALUE`` after ``--config`` overrides KEY of the file (values read as YAML: ``--report_to
 []``). Not ``HfArgumentParser``/``TrlParser``: they hand the file's values to the dataclass unchecked
 (``max_steps: abc`` passes) and know nothing of the recipe's own keys.
@@ -277,6 +281,29 @@ def _check_output_dir(output_dir: str, where: str) -> None:
         )
 
 
+def _checkpoint_to_resume(value: Any, output_dir: str, where: str) -> str | None:
+    """``resume_from_checkpoint`` as TRL's scripts read it: true = the newest ``checkpoint-N`` folder of
+    ``output_dir``, false/absent = none, otherwise a checkpoint folder that must exist."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if value is None or str(value).lower() == "false":
+        return None
+    if str(value).lower() == "true":
+        newest = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if newest is None:
+            raise ValueError(
+                f"{where}: resume_from_checkpoint: true, but {output_dir} holds no checkpoint-N folder; "
+                "remove the key to start afresh (a run leaves checkpoints with save_strategy: steps)."
+            )
+        return newest
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise ValueError(
+            f"{where}: resume_from_checkpoint: {value!r} is not a checkpoint folder (no trainer_state.json); "
+            "give a checkpoint-N folder, or true for the newest one in output_dir."
+        )
+    return str(value)
+
+
 def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Parse and check a YAML recipe (``overrides`` replace its keys); nothing is trained or written here."""
     import yaml
@@ -317,6 +344,9 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
     if raw.get("trainable_layers", 1) < 1:
         raise ValueError(f"{path}: trainable_layers must be at least 1; remove the key to train every layer.")
     _check_output_dir(str(raw.get("output_dir", "trainer_output")), where)
+    raw["resume_from_checkpoint"] = _checkpoint_to_resume(
+        raw.get("resume_from_checkpoint"), str(raw.get("output_dir", "trainer_output")), where
+    )
 
     task, difficulty = raw.get("task"), raw.get("difficulty", 2)
     held_out: list[dict[str, Any]] = []
@@ -424,7 +454,7 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
             train_dataset=Dataset.from_list(recipe.rows),
             processing_class=AutoTokenizer.from_pretrained(model_path),
         )
-        trainer.train()
+        trainer.train(resume_from_checkpoint=recipe.config.resume_from_checkpoint)
         trainer.save_model(str(output_dir))
         step_logs = [entry for entry in trainer.state.log_history if "reward" in entry]
         if trainer.accelerator.is_main_process:
