@@ -348,3 +348,32 @@ def test_the_logged_metrics_leave_an_unscorable_row_out_as_in_the_verl_engine():
     assert {k: logged[k] for k in engine_batch.EXPECTED_METRICS} == pytest.approx(
         engine_batch.EXPECTED_METRICS
     )
+
+
+def test_undefined_metrics_reach_no_logging_backend(tiny_policy, tmp_path):
+    """A constant reward makes every group all-equal, so the confidence metrics are undefined (None) at every
+    step: the backends (and any user callback) never see a None, while log_history keeps it."""
+
+    class Seen(TrainerCallback):
+        def __init__(self):
+            self.logs: list[dict] = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.logs.append(dict(logs))
+
+    def constant_reward(completions, **_):
+        return [1.0] * len(completions)
+
+    trainer = ICPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=[constant_reward],
+        args=ICPOConfig(**config_kwargs(tmp_path, max_steps=2)),
+        train_dataset=prompt_dataset(),
+        callbacks=[seen_by_user := Seen()],
+    )
+    trainer.train()
+    step_logs = [entry for entry in trainer.state.log_history if "reward" in entry]
+    assert len(step_logs) == 2 and all(entry["icpo/within_group_auroc"] is None for entry in step_logs)
+    seen = [entry for entry in seen_by_user.logs if "reward" in entry]
+    assert len(seen) == 2 and all(None not in entry.values() for entry in seen)
+    assert all("icpo/within_group_auroc" not in entry and "icpo/confidence_mean" in entry for entry in seen)

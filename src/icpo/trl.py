@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.utils import is_async_callable, pad
 
@@ -112,6 +113,19 @@ class ICPOConfig(GRPOConfig):
             )
 
 
+class OmitUndefinedMetrics(TrainerCallback):
+    """Keeps metrics that are undefined at a step out of the logging backends.
+
+    TRL logs None for a metric with no value at a step (here: the confidence metrics of a step where no
+    group holds both a right and a wrong answer), and TensorBoard's callback warns about every such value.
+    This callback, first in line, deletes them from what the backends receive; ``state.log_history`` (and so
+    ``icpo train``'s metrics.jsonl) keeps them as null."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in [key for key, value in (logs or {}).items() if value is None]:
+            del logs[key]
+
+
 class ICPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose advantages are ICPO's. Takes exactly ``GRPOTrainer``'s arguments."""
 
@@ -133,6 +147,7 @@ class ICPOTrainer(GRPOTrainer):
         self._gathered_rewards_per_func: torch.Tensor | None = None
         self._generation_logps: list[torch.Tensor] | None = None
         self._logged_sources: set[str] = set()
+        self.callback_handler.callbacks.insert(0, OmitUndefinedMetrics())  # before the logging backends
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         # TRL gathers every process's rewards here; keep them for the group step.
