@@ -32,6 +32,7 @@ from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
 from icpo.runfolder import FolderInUse, locked_folder, write_atomically
 from icpo.study import _recorded_as, load_finished, run_folder_name, start_missed, warm_start_for
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 NOISES = (0.0, 0.2, 0.4)  # share of rewards flipped at random
 STARTS = (0.1, 0.4)  # target held-out greedy accuracy of the warm start: sparse and denser rewards
 VARIANTS = {
@@ -186,7 +187,9 @@ def main(argv: list[str]) -> int:
         help="seeds per cell (to run, or to report on): the first N whose warm-up reaches the cell's start",
     )
     parser.add_argument("--report", action="store_true", help="only write the report from finished runs")
-    parser.add_argument("--docs", default="docs", help="where the report's markdown and PNGs go")
+    parser.add_argument(
+        "--docs", default=str(DOCS), help="where the report's markdown and PNGs go (this repository's docs/)"
+    )
     parser.add_argument("--name", default="results-grid", help="file name of the report (without suffix)")
     parser.add_argument("--steps", type=int, default=BASE.steps, help="RL steps of every run")
     parser.add_argument("--starts", type=float, nargs="+", default=STARTS, help="warm-start targets")
