@@ -175,29 +175,40 @@ def run_tiny(out: Path, problems: int) -> None:
 
 
 def statistics(confidence: list[float], correct: list[bool], finished: list[bool]) -> dict[str, Any]:
-    """The premise numbers of one cell (rows grouped G at a time by problem)."""
+    """The premise numbers of one cell (rows grouped G at a time by problem). ``*_finished``: the same
+    AUROC with truncated samples left out (a non-finite confidence is unscored in icpo.core), which tells
+    whether the signal is more than "cut-off answers are wrong and unconfident"."""
     c, ok = torch.tensor(confidence, dtype=torch.float64), torch.tensor(correct)
-    per_problem = group_auroc(c, ok, GROUP_SIZE).numpy()
-    rng = np.random.default_rng(0)
-    draws = rng.integers(0, len(per_problem), size=(BOOTSTRAP, len(per_problem)))
-    resampled = per_problem[draws]
-    usable = ~np.isnan(resampled).all(axis=1)
-    means = np.nanmean(resampled[usable], axis=1) if usable.any() else np.array([])
-    mixed = per_problem[~np.isnan(per_problem)]
+    auroc, ci, mixed = _auroc_with_interval(group_auroc(c, ok, GROUP_SIZE).numpy())
+    finished_only = torch.where(torch.tensor(finished), c, torch.full_like(c, math.nan))
+    auroc_finished, ci_finished, _ = _auroc_with_interval(group_auroc(finished_only, ok, GROUP_SIZE).numpy())
     shares = group_outcome_shares(ok, GROUP_SIZE)
     none_if_nan = lambda x: None if x is None or math.isnan(x) else float(x)  # noqa: E731
     return {
-        "problems": len(per_problem),
+        "problems": len(ok) // GROUP_SIZE,
         "accuracy": float(ok.float().mean()),
         "truncated": 1 - sum(finished) / len(finished),
-        "mixed_groups": int(len(mixed)),
-        "within_group_auroc": none_if_nan(float(mixed.mean()) if len(mixed) else math.nan),
-        "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
-        if len(mixed) >= MIN_MIXED_FOR_CI
-        else None,
+        "mixed_groups": mixed,
+        "within_group_auroc": auroc,
+        "ci95": ci,
+        "within_group_auroc_finished": auroc_finished,
+        "ci95_finished": ci_finished,
         "overconfident_error_rate": none_if_nan(overconfident_error_rate(c, ok, GROUP_SIZE)),
         **{f"groups_{k}": none_if_nan(v) for k, v in shares.items()},
     }
+
+
+def _auroc_with_interval(per_problem: np.ndarray) -> tuple[float | None, list[float] | None, int]:
+    """Mean AUROC over mixed problems (None if none), its bootstrap 95% interval over problems (None under
+    MIN_MIXED_FOR_CI mixed problems), and the number of mixed problems."""
+    mixed = per_problem[~np.isnan(per_problem)]
+    if not len(mixed):
+        return None, None, 0
+    draws = np.random.default_rng(0).integers(0, len(per_problem), size=(BOOTSTRAP, len(per_problem)))
+    resampled = per_problem[draws]
+    means = np.nanmean(resampled[~np.isnan(resampled).all(axis=1)], axis=1)
+    ci = [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+    return float(mixed.mean()), ci if len(mixed) >= MIN_MIXED_FOR_CI else None, int(len(mixed))
 
 
 def smollm2_cell(folder: str, data: str, temperature: float, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -251,13 +262,13 @@ def report(out: Path, cells: list[dict[str, Any]]) -> None:
     write_json_atomically(out / "premise.json", cells)
     columns = ["model", "data", "temperature", "problems", "accuracy", "truncated", "groups_all_wrong",
                "groups_mixed", "groups_all_correct", "mixed_groups", "within_group_auroc", "ci95",
-               "overconfident_error_rate"]  # fmt: skip
+               "within_group_auroc_finished", "ci95_finished", "overconfident_error_rate"]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for cell in cells:
-        values = [cell[c] for c in columns]
-        values[columns.index("ci95")] = (
-            "-" if cell["ci95"] is None else "[{:.2f}, {:.2f}]".format(*cell["ci95"])
-        )
+        values = [cell.get(c) for c in columns]
+        for interval in ("ci95", "ci95_finished"):
+            ci = cell.get(interval)
+            values[columns.index(interval)] = "-" if ci is None else "[{:.2f}, {:.2f}]".format(*ci)
         lines.append("| " + " | ".join(_cell(v) for v in values) + " |")
     write_atomically(out / "premise.md", "\n".join(lines) + "\n")
 
