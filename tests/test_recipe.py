@@ -216,3 +216,30 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path, icpo_fails):
     )
     assert "is not a checkpoint folder" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_killed_run_keeps_the_steps_logged_before_the_kill(tmp_path, tiny_policy, monkeypatch):
+    from icpo import recipe as recipe_module
+    from icpo.recipe import load_recipe, run_recipe
+
+    calls = []
+
+    def fails_at_the_third_step(completions, **_):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as a kill would stop it mid-run
+        return [0.0] * len(completions)
+
+    monkeypatch.setattr(
+        recipe_module, "reward_registry", lambda: {"addition_correct": fails_at_the_third_step}
+    )
+    out = tmp_path / "out"
+    path = write_recipe(
+        tmp_path / "r.yaml", model=str(tiny_policy), output_dir=str(out), num_train=32, max_steps=4,
+        per_device_train_batch_size=8, num_generations=4, max_completion_length=4, logging_steps=1,
+        report_to=[], save_strategy="no",
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(load_recipe(path))
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]

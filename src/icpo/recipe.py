@@ -418,9 +418,36 @@ def _tiny_warm_up_plan(recipe: Recipe) -> tuple[Path, Any, list[Any]]:
 METRICS_FILE = "metrics.jsonl"
 
 
+def _step_logs(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-step entries of a trainer's log history (the final summary entry has no reward)."""
+    return [entry for entry in log_history if "reward" in entry]
+
+
+def _metrics_file_callback(path: Path) -> Any:
+    """A TrainerCallback that keeps ``path`` up to date on the first process, so a killed run keeps every
+    step logged before the kill: at the start the file is rewritten (atomically) from the trainer's log
+    history, which on a resumed run ends at its checkpoint; then each step's entry is appended as it is
+    logged."""
+    from transformers import TrainerCallback
+
+    class MetricsFile(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                lines = "".join(json.dumps(entry) + "\n" for entry in _step_logs(state.log_history))
+                write_atomically(path, lines)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and _step_logs(state.log_history[-1:]):
+                with path.open("a") as handle:
+                    handle.write(json.dumps(state.log_history[-1]) + "\n")
+
+    return MetricsFile()
+
+
 def run_recipe(recipe: Recipe) -> dict[str, Any]:
     """Train as the recipe says, save the policy to ``output_dir`` (locked for the run) with every logged
-    step in ``output_dir/metrics.jsonl``; return the final step's metrics.
+    step in ``output_dir/metrics.jsonl`` (rewritten after each log, so a killed run keeps its steps);
+    return the final step's metrics.
 
     Under ``accelerate launch`` each process calls this: the first holds the lock and writes the files, and
     every process leaves its process group once the policy is saved."""
@@ -453,12 +480,11 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
             args=recipe.config,
             train_dataset=Dataset.from_list(recipe.rows),
             processing_class=AutoTokenizer.from_pretrained(model_path),
+            callbacks=[_metrics_file_callback(output_dir / METRICS_FILE)],
         )
         trainer.train(resume_from_checkpoint=recipe.config.resume_from_checkpoint)
         trainer.save_model(str(output_dir))
-        step_logs = [entry for entry in trainer.state.log_history if "reward" in entry]
-        if trainer.accelerator.is_main_process:
-            write_atomically(output_dir / METRICS_FILE, "".join(json.dumps(e) + "\n" for e in step_logs))
+        step_logs = _step_logs(trainer.state.log_history)
         # Every process waits for the save, then leaves its process group: a launched process that exits
         # with a gloo group still alive can abort (SIGABRT) in the interpreter's teardown.
         trainer.accelerator.wait_for_everyone()
