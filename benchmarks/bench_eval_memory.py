@@ -19,22 +19,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+from icpo.runfolder import write_json_atomically
+
 PROMPT = "Write a long story about a {a}-year-old sailor and the number {b}. Do not stop early."
 VARIANTS = ("with confidences (icpo eval)", "bare generate")
 
 
 def measure(variant: str, model: str, prompts: int, max_new_tokens: int, seed: int) -> dict[str, float]:
-    """In this process: one batched sampling call of ``variant``; peak RSS (MiB) and tokens generated."""
+    """In this process: one batched sampling call of ``variant``; peak RSS (MiB) and tokens generated (up to
+    each row's first EOS). The bare call is bench_eval_throughput's: the same tokens, no confidences."""
     import torch
+    from bench_eval_throughput import bare_generate
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from icpo.eval.generation import SamplingSettings, sample_with_confidence
+    from icpo.eval.generation import SamplingSettings, TransformersGenerator
     from icpo.models import resolve_model
 
     torch.set_num_threads(1)
     folder = resolve_model(model)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    policy = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    policy = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    generator = TransformersGenerator(model=policy, tokenizer=tokenizer)
     texts = [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": PROMPT.format(a=20 + i, b=7 * i)}],
@@ -46,17 +51,9 @@ def measure(variant: str, model: str, prompts: int, max_new_tokens: int, seed: i
     settings = SamplingSettings(max_new_tokens=max_new_tokens, temperature=1.0)
     loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if variant == VARIANTS[0]:
-        tokens = sum(g.num_tokens for g in sample_with_confidence(policy, tokenizer, texts, settings, seed))
+        tokens = sum(g.num_tokens for g in generator.generate(texts, settings, seed))
     else:
-        tokenizer.padding_side = "left"
-        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        torch.manual_seed(seed)
-        with torch.no_grad():
-            output = policy.generate(
-                **encoded, max_new_tokens=max_new_tokens, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
-                pad_token_id=tokenizer.pad_token_id,
-            )  # fmt: skip
-        tokens = int((output[:, encoded["input_ids"].shape[1] :] != tokenizer.pad_token_id).sum())
+        tokens = bare_generate(generator, texts, settings, seed)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"peak_mib": peak, "after_load_mib": loaded, "tokens": tokens}
 
@@ -99,9 +96,7 @@ def main() -> None:
     print(f"confidences cost {growth[VARIANTS[0]] - growth[VARIANTS[1]]:+.0f} MiB (median growth difference)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=2)
-        )
+        write_json_atomically(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs})
 
 
 if __name__ == "__main__":
