@@ -154,19 +154,31 @@ def test_a_dataset_file_without_a_final_newline_keeps_its_last_row(tmp_path):
     assert [row["answer"] for row in read_dataset_rows(path, "answer")] == ["2", "4"]
 
 
+def short_run_recipe(tmp_path: Path, policy: Path, **keys) -> Path:
+    """A seconds-long ``icpo train`` recipe on the tiny policy folder ``policy``, into ``tmp_path/out``."""
+    short = dict(
+        model=str(policy), output_dir=str(tmp_path / "out"), num_train=32, per_device_train_batch_size=8,
+        num_generations=4, max_completion_length=4, logging_steps=1, report_to=[], save_strategy="no",
+    )  # fmt: skip
+    return write_recipe(tmp_path / "r.yaml", **{**short, **keys})
+
+
+def logged_steps(out: Path) -> list[dict]:
+    """The entries of ``out/metrics.jsonl``."""
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_icpo_train_under_a_two_process_launch(tmp_path, tiny_policy):
     """`accelerate launch --num_processes 2 -m icpo.cli train`: the first process holds the folder lock and
     writes the files, both processes train and exit cleanly, and the final metrics are printed once."""
     out = tmp_path / "out"
-    recipe = write_recipe(
-        tmp_path / "r.yaml", model=str(tiny_policy), output_dir=str(out), max_steps=2, num_train=32,
-        per_device_train_batch_size=4, num_generations=8, max_completion_length=4, logging_steps=1,
-        report_to=[], save_strategy="no",
-    )  # fmt: skip
+    recipe = short_run_recipe(
+        tmp_path, tiny_policy, max_steps=2, per_device_train_batch_size=4, num_generations=8
+    )
     result = launch_two_processes("-m", "icpo.cli", "train", "--config", str(recipe))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count('"icpo/alpha"') == 1
-    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len(logged_steps(out)) == 2
     assert (out / "model.safetensors").exists()
     from icpo.runfolder import locked_folder
 
@@ -184,25 +196,19 @@ def test_tiny_model_under_a_launch_asks_for_its_warm_up_first(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_stopped_run_resumes_from_its_newest_checkpoint(tmp_path, tiny_policy, capsys):
+def test_a_stopped_run_resumes_from_its_newest_checkpoint(tmp_path, tiny_policy):
     """`--resume_from_checkpoint true` continues from output_dir's newest checkpoint-N, as TRL's scripts do;
     metrics.jsonl then holds the steps before and after the stop."""
     import icpo.cli
 
     out = tmp_path / "out"
-    recipe = str(
-        write_recipe(
-            tmp_path / "r.yaml", model=str(tiny_policy), output_dir=str(out), num_train=32, max_steps=2,
-            per_device_train_batch_size=8, num_generations=4, max_completion_length=4, logging_steps=1,
-            report_to=[], save_strategy="steps", save_steps=1,
-        )
-    )  # fmt: skip
+    recipe = str(short_run_recipe(tmp_path, tiny_policy, max_steps=2, save_strategy="steps", save_steps=1))
     assert icpo.cli.main(["train", "--config", recipe]) == 0
-    first = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    first = logged_steps(out)
     assert (out / "checkpoint-2").is_dir()
     resumed = ["train", "--config", recipe, "--max_steps", "3", "--resume_from_checkpoint", "true"]
     assert icpo.cli.main(resumed) == 0
-    after = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    after = logged_steps(out)
     assert [e["step"] for e in after] == [1, 2, 3] and after[:2] == first
 
 
@@ -233,13 +239,6 @@ def test_a_killed_run_keeps_the_steps_logged_before_the_kill(tmp_path, tiny_poli
     monkeypatch.setattr(
         recipe_module, "reward_registry", lambda: {"addition_correct": fails_at_the_third_step}
     )
-    out = tmp_path / "out"
-    path = write_recipe(
-        tmp_path / "r.yaml", model=str(tiny_policy), output_dir=str(out), num_train=32, max_steps=4,
-        per_device_train_batch_size=8, num_generations=4, max_completion_length=4, logging_steps=1,
-        report_to=[], save_strategy="no",
-    )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):
-        run_recipe(load_recipe(path))
-    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2]
+        run_recipe(load_recipe(short_run_recipe(tmp_path, tiny_policy, max_steps=4)))
+    assert [entry["step"] for entry in logged_steps(tmp_path / "out")] == [1, 2]
