@@ -13,6 +13,8 @@ import pytest
 from icpo.runfolder import (
     DuplicateRecord,
     FolderInUse,
+    UnsafeLockFile,
+    follow_umask,
     locked_folder,
     read_jsonl,
     write_atomically,
@@ -77,6 +79,53 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
         write_json_atomically(target, {"bad": object()})
     assert json.loads(target.read_text()) == {"kept": True}
     assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_lock_file_that_is_a_symlink_is_refused_and_its_target_kept(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's data\n")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").symlink_to(victim)
+    with pytest.raises(UnsafeLockFile, match=r"\.lock is a symlink"), locked_folder(tmp_path / "run"):
+        pass
+    assert victim.read_text() == "someone else's data\n"
+    dangling = tmp_path / "dangling"
+    dangling.mkdir()
+    (dangling / ".lock").symlink_to(tmp_path / "created-through-the-link")
+    with pytest.raises(UnsafeLockFile), locked_folder(dangling):
+        pass
+    assert not (tmp_path / "created-through-the-link").exists()
+
+
+def test_a_lock_file_holding_data_or_other_links_is_left_untouched(tmp_path):
+    (tmp_path / "big").mkdir()
+    (tmp_path / "big" / ".lock").write_text("x" * 1000)
+    with pytest.raises(UnsafeLockFile, match="not an icpo lock file"), locked_folder(tmp_path / "big"):
+        pass
+    assert (tmp_path / "big" / ".lock").read_text() == "x" * 1000
+    victim = tmp_path / "victim"
+    victim.write_text("12\n")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / ".lock").hardlink_to(victim)
+    with pytest.raises(UnsafeLockFile, match="2 links"), locked_folder(tmp_path / "linked"):
+        pass
+    assert victim.read_text() == "12\n"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_atomic_writes_and_follow_umask_give_the_umask_mode(tmp_path, umask):
+    import os
+
+    previous = os.umask(umask)
+    try:
+        write_json_atomically(tmp_path / "summary.json", {"a": 1})
+        private = tmp_path / "model.safetensors"
+        private.touch(mode=0o600)
+        follow_umask(private)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert private.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_read_jsonl_drops_an_unterminated_last_line_and_refuses_duplicates(tmp_path):

@@ -4,7 +4,11 @@
   ``os.replace`` it over the target, so a reader or a killed writer never sees half a file.
 - ``locked_folder``: an exclusive ``fcntl.flock`` on ``<folder>/.lock`` for as long as a command writes
   there. The kernel drops the lock when its process dies, so a lock left by a killed run is taken over
-  safely; a second live writer gets ``FolderInUse`` naming the holder's PID.
+  safely; a second live writer gets ``FolderInUse`` naming the holder's PID. The lock file is never
+  followed through a symlink nor truncated unless it is a lock file (a small, singly linked regular file):
+  anything else there is refused with ``UnsafeLockFile``, so a planted ``.lock`` cannot empty another file.
+- Files written here follow the umask like any other file (``tempfile.mkstemp`` would make them 0600);
+  ``follow_umask`` gives that mode to files another library wrote privately (safetensors' weights).
 - ``read_jsonl``: one record per line; a record whose key appears twice is an error, never averaged in.
 """
 
@@ -14,16 +18,22 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 LOCK_FILE = ".lock"
+LOCK_FILE_MAX_BYTES = 64  # a lock file holds one PID line; anything bigger is someone's data
 
 
 class FolderInUse(RuntimeError):
     """Another live process holds the folder's lock."""
+
+
+class UnsafeLockFile(FolderInUse):
+    """The folder's ``.lock`` is a symlink or not a lock file: it is left untouched."""
 
 
 class DuplicateRecord(ValueError):
@@ -34,7 +44,7 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
     """Replace ``path`` with ``data`` (text is UTF-8) in one step: readers see the old or the new file."""
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
-    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, staging = _create_staging(path)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
@@ -45,6 +55,36 @@ def write_atomically(path: str | Path, data: str | bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(staging)
         raise
+
+
+def _create_staging(path: Path) -> tuple[int, Path]:
+    """A new hidden sibling of ``path`` opened for writing, with the mode the umask gives (0666 & ~umask)."""
+    while True:
+        staging = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), staging
+        except FileExistsError:
+            continue
+
+
+def current_umask() -> int:
+    """This process's umask (read from /proc where it can be, else set and restored at once)."""
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(*paths: str | Path) -> None:
+    """Give each existing file (0666) or folder (0777) the mode the umask allows, as if just created."""
+    mask = current_umask()
+    for path in map(Path, paths):
+        if path.is_file():
+            path.chmod(0o666 & ~mask)
+        elif path.is_dir():
+            path.chmod(0o777 & ~mask)
 
 
 def write_json_atomically(path: str | Path, payload: Any) -> None:
@@ -58,16 +98,16 @@ def locked_folder(folder: str | Path) -> Iterator[Path]:
 
     Raises ``FolderInUse`` at once (no waiting) when another live process holds it; the message names
     that process and the fix. A lock file left by a killed process does not block: the lock itself died
-    with its holder."""
+    with its holder. A ``.lock`` that is a symlink or not a lock file raises ``UnsafeLockFile`` (a
+    ``FolderInUse``) and is left as it is."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock_path = folder / LOCK_FILE
-    handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    handle = _open_lock_file(folder / LOCK_FILE)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(handle, 64, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(handle, LOCK_FILE_MAX_BYTES, 0).decode(errors="replace").strip() or "unknown"
             raise FolderInUse(
                 f"{folder} is in use by another icpo process (PID {holder}); wait for it to finish, "
                 "or write to another folder."
@@ -81,6 +121,30 @@ def locked_folder(folder: str | Path) -> Iterator[Path]:
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         os.close(handle)
+
+
+def _open_lock_file(lock_path: Path) -> int:
+    """Open (or create) ``lock_path`` without following a symlink or truncating it; ``UnsafeLockFile``
+    when it is anything but a lock file icpo could have written."""
+    try:
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as error:
+        if lock_path.is_symlink():
+            raise UnsafeLockFile(
+                f"{lock_path} is a symlink (to {os.readlink(lock_path)}); icpo does not follow it. "
+                "Delete the link, or write to another folder."
+            ) from None
+        raise UnsafeLockFile(
+            f"{lock_path} cannot be opened ({error.strerror}); write to another folder."
+        ) from None
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size > LOCK_FILE_MAX_BYTES:
+        os.close(handle)
+        raise UnsafeLockFile(
+            f"{lock_path} is not an icpo lock file (a {info.st_size}-byte file with {info.st_nlink} "
+            "links); it is left untouched: move it away, or write to another folder."
+        )
+    return handle
 
 
 def numbered_jsonl(path: str | Path, keep_unterminated: bool = False) -> Iterator[tuple[int, Any]]:
