@@ -21,6 +21,7 @@ from icpo.rewards import (
     extract_choice,
     extract_final_number,
     extract_math_answer,
+    gold_answer,
     grade_many,
     last_boxed,
     make_reward,
@@ -87,6 +88,94 @@ def test_rewards_take_trl_arguments_strings_and_conversations():
     parts = [{"role": "assistant", "content": [{"type": "text", "text": "#### 12"}]}]
     assert number_reward(["q"], [parts], answer=["12"]) == [1.0]
     assert choice_reward(["q"] * 2, ["The answer is (J)", "(B)"], answer=["J", "not a letter"]) == [1.0, None]
+
+
+# (grader, gold as a dataset stores it, the gold the grader compares; None = unreadable): the formats
+# ``gold_answer``'s docstring lists.
+GOLD_FORMATS = [
+    ("number", "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 eggs.\nShe makes $18.\n#### 18", "18"),
+    ("number", "#### 1,234", "1234"),
+    ("number", 27.0, "27"),
+    ("number", 2.5, "2.5"),
+    ("number", "9 (apples)", "9"),
+    ("number", "$18", "18"),
+    ("number", "75%", "75"),
+    ("number", r"so the total is \boxed{-3}.", "-3"),
+    ("number", "abc", None),
+    ("number", "3/4", None),
+    ("number", "", None),
+    ("number", float("nan"), None),
+    ("number", True, None),
+    ("math", "Half of it: 6.\n#### 6", "6"),
+    ("math", r"It is $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+    ("math", 27.0, "27"),
+    ("math", "", None),
+    ("boolean", True, "True"),
+    ("boolean", "no", "False"),
+    ("boolean", "maybe", None),
+    ("choice", 2, "C"),
+    ("choice", "(c)", "C"),
+    ("choice", "K", None),
+    ("choice", "not a letter", None),
+]
+
+
+@pytest.mark.parametrize(("grader", "gold", "expected"), GOLD_FORMATS)
+def test_gold_answer_reads_the_documented_formats(grader, gold, expected):
+    assert gold_answer(grader, gold) == expected
+
+
+@pytest.mark.parametrize(
+    ("reward", "completion", "gold"),
+    [
+        (number_reward, r"\boxed{3}", "abc"),
+        (number_reward, r"\boxed{3}", "3/4"),
+        (math_reward, r"\boxed{3}", ""),
+        (choice_reward, "The answer is (C)", "not a letter"),
+        (make_reward("boolean"), r"\boxed{True}", "maybe"),
+    ],
+)
+def test_every_reward_scores_an_unreadable_gold_none(reward, completion, gold):
+    assert reward(["q"], [completion], answer=[gold]) == [None]
+
+
+@given(
+    st.integers(min_value=-(10**9), max_value=10**9),
+    st.text(alphabet="abcdefgh <>=+*.\n", max_size=60),
+)
+def test_number_reward_reads_gsm8k_worked_solutions(number, worked):
+    raw_gold = f"{worked}\n#### {number:,}"
+    rewards = number_reward(
+        ["q"] * 2, [rf"\boxed{{{number}}}", rf"\boxed{{{number + 1}}}"], answer=[raw_gold] * 2
+    )
+    assert rewards == [1.0, 0.0]
+
+
+def test_number_and_math_rewards_on_real_gsm8k_answers(shared_benchmarks):
+    """The raw GSM8K ``answer`` column (worked solution + "#### N") as the gold: the right boxed number
+    scores 1 for every one of the 1319 test rows, the next row's number scores 0 wherever the two differ;
+    math_reward agrees on the first 40."""
+    rows = [json.loads(line) for line in (shared_benchmarks / "gsm8k_test.jsonl").open()]
+    raw = [row["answer"] for row in rows]
+    finals = [answer.rsplit("####", 1)[1].strip().replace(",", "") for answer in raw]
+    right = [rf"The total is \boxed{{{final}}}." for final in finals]
+    assert number_reward(["q"] * len(rows), right, answer=raw) == [1.0] * len(rows)
+    shifted = right[1:] + right[:1]
+    differs = [a != b for a, b in zip(finals, finals[1:] + finals[:1], strict=True)]
+    rewards = number_reward(["q"] * len(rows), shifted, answer=raw)
+    assert [r for r, d in zip(rewards, differs, strict=True) if d] == [0.0] * sum(differs)
+    assert math_reward(["q"] * 40, right[:40], answer=raw[:40]) == [1.0] * 40
+
+
+def test_number_reward_reads_the_raw_word_problem_answers(shared_benchmarks):
+    """MAWPS' float ``target``, SVAMP's float ``Answer`` and ASDiv's "9 (apples)" text: each row's own
+    number, boxed, scores 1; an ASDiv answer that is not a number ("3:30 p.m.", a ratio) is None."""
+    for filename, column in (("mawps.jsonl", "target"), ("svamp.jsonl", "Answer"), ("asdiv.jsonl", "answer")):
+        golds = [json.loads(line)[column] for line in (shared_benchmarks / filename).open()]
+        readable = [gold for gold in golds if gold_answer("number", gold) is not None]
+        completions = [rf"\boxed{{{gold_answer('number', gold)}}}" for gold in readable]
+        assert number_reward(["q"] * len(readable), completions, answer=readable) == [1.0] * len(readable)
+        assert len(readable) == (2084 if filename == "asdiv.jsonl" else len(golds)), filename
 
 
 def test_choice_reward_limits_letters_to_the_options():

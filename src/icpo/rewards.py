@@ -5,13 +5,16 @@ Four graders, one per answer kind, each ``grade(completion, gold) -> Verdict``:
 - ``math``:   the last ``\\boxed{}`` (or ``\\fbox{}``/``\\framebox{}``; fallbacks "#### x", "the answer is x",
               "Answer: x"), checked against the gold by math-verify (gold first: ``verify(gold, answer)``);
 - ``number``: GSM8K's final number ("#### 72", else the last boxed value, else the last number), compared
-              numerically after dropping thousands separators, currency signs and units;
+              numerically after dropping thousands separators, currency signs and units (whole numbers
+              exactly, others within 1e-6 relative);
 - ``choice``: a multiple-choice letter A-J ("The answer is (C)", "Answer: C", ``\\boxed{C}``, a bare "C");
 - ``boolean``: true/false/yes/no in the final answer (TheoremQA's true/false questions).
 
 and TRL reward functions over them, ``func(prompts, completions, **columns) -> list[float | None]``:
 ``math_reward``, ``number_reward``, ``choice_reward`` (gold in the ``answer`` column) and
-``boxed_format_reward`` (1 when the completion ends with one extractable boxed answer).
+``boxed_format_reward`` (1 when the completion ends with one extractable boxed answer). ``gold_answer``
+lists the gold formats each grader reads (GSM8K's raw "... #### 18" included); a gold it cannot read
+makes the row unscorable (None), never a silent 0.
 
 Bounded cost. Extraction is linear-time string scanning done here, and an extracted answer longer than
 ``MAX_ANSWER_CHARS`` is rejected (graded wrong) before any parser sees it. math-verify then runs in a
@@ -244,6 +247,52 @@ def gold_text(gold: Any) -> str:
     if isinstance(gold, float) and math.isfinite(gold) and gold.is_integer():
         return str(int(gold))
     return str(gold).strip()
+
+
+# A gold that is one number: sign, thousands separators, decimals; an optional currency sign before it and
+# a percent sign or a parenthesised unit after it ("9 (apples)", ASDiv).
+_GOLD_NUMBER = re.compile(
+    r"\\?[$€£]?\s*(?P<number>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)\s*(?:%|\([^()]*\))?"
+)
+
+
+def _final_part(text: str) -> str:
+    """The final answer inside a worked solution: after its last "####" (GSM8K), else its last boxed
+    answer (MATH), else the whole text."""
+    marker = text.rfind("####")
+    if marker >= 0:
+        return text[marker + 4 :].strip()
+    boxed = last_boxed(text)
+    return boxed.strip() if boxed is not None else text
+
+
+def gold_answer(grader: str, gold: Any) -> str | None:
+    """The gold answer as ``grader`` compares it, or None when it cannot be read (the row is unscorable).
+
+    Formats read, per grader:
+
+    - ``number``: an int or float (27.0 -> "27"); a number written as text ("18", "-3.5", "1,234",
+      "$18", "75%", "9 (apples)"); GSM8K's worked solution ending "#### 18"; a MATH-style solution whose
+      last ``\\boxed{}`` holds a number. Anything else (words, "3/4", an expression) is None.
+    - ``math``: any non-empty text or number, the final part of a worked solution taken as above
+      ("#### x", else the last boxed answer); math-verify then decides equality. Empty text is None.
+    - ``boolean``: True/False, or text whose last true/false/yes/no word gives the value.
+    - ``choice``: a letter A-J, "(c)", or a 0-based int index; anything else is None.
+    """
+    if gold is None:
+        return None
+    if grader == "choice":
+        try:
+            return choice_letter(gold)
+        except ValueError:
+            return None
+    if grader == "boolean":
+        return extract_boolean(gold_text(gold))
+    text = _final_part(gold_text(gold))
+    if grader == "math":
+        return text or None
+    match = _GOLD_NUMBER.fullmatch(_strip_answer(text))
+    return str(Decimal(match.group("number").replace(",", ""))) if match else None
 
 
 # --- math-verify in a pool of bounded worker processes -------------------------------------------
@@ -541,9 +590,12 @@ def math_verifier() -> MathVerifier:
 
 
 def _numbers_equal(answer: str, gold: str) -> bool:
+    """Exactly equal when both are whole numbers (1000001 is not 1000000), else within 1e-6 relative."""
     left, right = _parse_number(answer), _parse_number(gold)
     if left is None or right is None:
         return False
+    if left == left.to_integral_value() and right == right.to_integral_value():
+        return left == right
     return abs(left - right) <= Decimal("1e-6") * max(Decimal(1), abs(right))
 
 
@@ -556,25 +608,23 @@ def grade_many(
     """Grade completion i against gold i with one grader ("math", "number", "choice" or "boolean").
 
     ``num_choices`` (choice grader) limits the letters a completion may pick per row. A completion with
-    no answer, or with an answer longer than MAX_ANSWER_CHARS, is wrong; a math check that times out is
-    ``correct=None``.
+    no answer, or with an answer longer than MAX_ANSWER_CHARS, is wrong; a gold that is None or that
+    ``gold_answer`` cannot read, and a math check that times out, give ``correct=None``.
     """
     if grader not in GRADERS:
         raise ValueError(f"grader={grader!r} is not supported; choose one of {GRADERS}.")
     if len(completions) != len(golds):
         raise ValueError(f"{len(completions)} completions but {len(golds)} gold answers; pass one per row.")
+    golds_text = [gold_answer(grader, gold) for gold in golds]
     if grader == "choice":
         limits = num_choices or [None] * len(golds)
         verdicts = []
-        for text, gold, limit in zip(completions, golds, limits, strict=True):
+        for text, gold, limit in zip(completions, golds_text, limits, strict=True):
             letter = extract_choice(text, limit or len(CHOICE_LETTERS))
-            verdicts.append(Verdict(letter, None if gold is None else letter == choice_letter(gold)))
+            verdicts.append(Verdict(letter, None if gold is None else letter == gold))
         return verdicts
     extract = {"number": extract_final_number, "boolean": extract_boolean}.get(grader, extract_math_answer)
     answers = [extract(text) for text in completions]
-    golds_text = [None if gold is None else gold_text(gold) for gold in golds]
-    if grader == "boolean":  # a gold that reads as neither true nor false cannot be scored
-        golds_text = [None if gold is None else extract_boolean(gold) for gold in golds_text]
     if grader in ("number", "boolean"):
         same = _numbers_equal if grader == "number" else str.__eq__
         return [
@@ -618,34 +668,21 @@ def _gold_column(columns: dict[str, Any], name: str, rows: int) -> list[Any]:
 def make_reward(grader: str, gold_column: str = "answer") -> Callable[..., list[float | None]]:
     """A TRL reward function ``func(prompts, completions, **columns) -> list[float | None]`` giving 1.0
     for a correct answer, 0.0 for a wrong or missing one, None when a row cannot be scored (no gold, a
-    gold the grader cannot read, a check that timed out). For ``choice``, an ``options`` or ``choices``
-    column (the list of options per row) limits the letters that count."""
+    gold the grader cannot read, a check that timed out). The gold formats each grader reads are listed
+    in ``gold_answer`` (GSM8K's raw ``answer`` column, "... #### 18", included). For ``choice``, an
+    ``options`` or ``choices`` column (the list of options per row) limits the letters that count."""
     if grader not in GRADERS:
         raise ValueError(f"grader={grader!r} is not supported; choose one of {GRADERS}.")
 
     def reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float | None]:
         golds = _gold_column(columns, gold_column, len(completions))
-        texts = [completion_text(c) for c in completions]
         options = columns.get("options", columns.get("choices"))
         limits = [len(o) if isinstance(o, (list, tuple)) else None for o in options] if options else None
-        rewards: list[float | None] = [None] * len(texts)
-        readable = []
         for i, gold in enumerate(golds):
-            try:
-                if grader == "choice" and gold is not None:
-                    choice_letter(gold)
-                readable.append(i)
-            except ValueError:
+            if gold is not None and gold_answer(grader, gold) is None:
                 logging.getLogger(__name__).warning("row %d: unreadable gold answer %r; reward None", i, gold)
-        verdicts = grade_many(
-            grader,
-            [texts[i] for i in readable],
-            [golds[i] for i in readable],
-            [limits[i] for i in readable] if limits else None,
-        )
-        for i, verdict in zip(readable, verdicts, strict=True):
-            rewards[i] = None if verdict.correct is None else float(verdict.correct)
-        return rewards
+        verdicts = grade_many(grader, [completion_text(c) for c in completions], golds, limits)
+        return [None if verdict.correct is None else float(verdict.correct) for verdict in verdicts]
 
     reward.__name__ = f"{grader}_reward"
     return reward
