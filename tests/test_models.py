@@ -84,6 +84,90 @@ def test_a_missing_package_is_one_line_naming_the_install_command(cache, monkeyp
     assert "\n" not in str(error.value) and not cache.exists()
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_killed_conversions_staging_folder_is_removed_by_the_next_call(cache):
+    import os
+
+    cache.mkdir(parents=True)
+    killed = cache / f"tiny.tmp-{_dead_pid()}-abc123"  # what SIGKILL mid-conversion leaves
+    (killed / "model.safetensors").parent.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
+    running = cache / f"tiny.tmp-{os.getpid()}-xyz"  # a conversion still running: kept
+    running.mkdir()
+    assert models.resolve_model("tiny") == str(cache / "tiny")
+    assert sorted(p.name for p in cache.iterdir()) == sorted(["tiny", running.name])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["no marker", "no weights", "truncated weights", "truncated tokenizer", "truncated config"],
+)
+def test_a_damaged_cache_is_rebuilt_in_place(cache, damage):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = Path(models.resolve_model("tiny"))
+    weights = folder / "model.safetensors"
+    if damage == "no marker":
+        (folder / models.READY_MARKER).unlink()
+    elif damage == "no weights":
+        weights.unlink()
+    elif damage == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    else:
+        name = "tokenizer.json" if damage == "truncated tokenizer" else "config.json"
+        (folder / name).write_text((folder / name).read_text()[:50])
+    assert not models.preset_is_complete(folder)
+    assert models.resolve_model("tiny") == str(folder) and models.preset_is_complete(folder)
+    assert AutoTokenizer.from_pretrained(folder) and AutoModelForCausalLM.from_pretrained(folder)
+    assert sorted(p.name for p in cache.iterdir()) == ["tiny"]
+
+
+def test_the_cached_preset_follows_the_umask(cache):
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        folder = Path(models.resolve_model("tiny"))
+    finally:
+        os.umask(previous)
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}["model.safetensors"] == 0o644
+    assert {p.stat().st_mode & 0o777 for p in folder.iterdir()} == {0o644}
+
+
+def test_the_fingerprint_follows_the_weights_not_the_path(cache, tmp_path):
+    import shutil
+
+    folder = Path(models.resolve_model("tiny"))
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    assert models.model_fingerprint(copy) == models.model_fingerprint(folder)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one weight changed: same size, same header
+    weights.write_bytes(bytes(data))
+    assert models.model_fingerprint(copy) != models.model_fingerprint(folder)
+
+
+def test_check_safetensors_names_a_cut_file(cache, tmp_path):
+    weights = Path(models.resolve_model("tiny")) / "model.safetensors"
+    models.check_safetensors(weights)
+    cut = tmp_path / "model.safetensors"
+    cut.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(ValueError, match=rf"{cut} is incomplete"):
+        models.check_safetensors(cut)
+    cut.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable safetensors file"):
+        models.check_safetensors(cut)
+
+
 def test_train_only_top_layers_freezes_the_rest(tiny_policy):
     from transformers import AutoModelForCausalLM
 
