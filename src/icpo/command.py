@@ -22,30 +22,40 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+RESUME_HINT = "run the same command again to resume; finished work is kept"
+INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT
+
+
 def checked_command(
     prepare: Callable[[argparse.Namespace], Any],
     execute: Callable[[argparse.Namespace, Any], int],
     folder: Callable[[argparse.Namespace], str | Path] | None = None,
+    resume_hint: str = RESUME_HINT,
 ) -> Callable[[argparse.Namespace], int]:
     """A command runner: ``prepare(args)`` checks the input and does no work and no write; a ValueError or
     FileNotFoundError it raises becomes one ``icpo COMMAND: error: ...`` line and exit status 2. Then, with
     ``folder``, the command's output folder ``folder(args)`` is locked (``icpo.runfolder.locked_folder``; a
-    folder another live process holds is one line and exit status 2) while ``execute(args, prepared)`` runs."""
+    folder another live process holds is one line and exit status 2) while ``execute(args, prepared)`` runs.
+    Ctrl-C is one line with ``resume_hint`` and exit status 130, not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
         from icpo.runfolder import FolderInUse, locked_folder
 
         try:
-            prepared = prepare(args)
-        except (ValueError, FileNotFoundError) as error:
-            return _fail(args, error)
-        if folder is None:
-            return execute(args, prepared)
-        try:
-            with locked_folder(folder(args)):
+            try:
+                prepared = prepare(args)
+            except (ValueError, FileNotFoundError) as error:
+                return _fail(args, error)
+            if folder is None:
                 return execute(args, prepared)
-        except FolderInUse as error:
-            return _fail(args, error)
+            try:
+                with locked_folder(folder(args)):
+                    return execute(args, prepared)
+            except FolderInUse as error:
+                return _fail(args, error)
+        except KeyboardInterrupt:
+            print(f"\nicpo {args.command}: interrupted; {resume_hint}.", file=sys.stderr)
+            return INTERRUPTED
 
     return run
 
@@ -58,6 +68,8 @@ def _fail(args: argparse.Namespace, error: Exception) -> int:
 def check_output_folder(folder: str | Path, flag: str = "--out") -> Path:
     """Raise a ValueError unless ``folder`` is, or can be created as, a writable folder. Writes nothing:
     writability is probed with a temporary folder in the nearest existing ancestor, removed at once."""
+    if not str(folder).strip():
+        raise ValueError(f"{flag} is empty; give a folder (it holds the command's output).")
     folder = Path(folder).absolute()
     existing = next(path for path in (folder, *folder.parents) if path.exists())
     if not existing.is_dir():

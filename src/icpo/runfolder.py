@@ -20,7 +20,7 @@ import json
 import os
 import secrets
 import stat
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,14 @@ def numbered_jsonl(path: str | Path, keep_unterminated: bool = False) -> Iterato
     with file and line. A last line without its newline is a killed writer's partial record and is
     dropped, unless ``keep_unterminated`` (a file a person wrote, where the final newline is optional)."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").split("\n")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {error.start}); write it as UTF-8 JSON lines."
+        ) from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a folder, not a JSONL file; move it away.") from None
     if lines[-1] != "" and not keep_unterminated:
         lines = lines[:-1]
     for number, line in enumerate(lines, start=1):
@@ -167,16 +174,22 @@ def numbered_jsonl(path: str | Path, keep_unterminated: bool = False) -> Iterato
 
 
 def read_jsonl(
-    path: str | Path, key: Callable[[dict[str, Any]], Hashable] | None = None
+    path: str | Path,
+    key: Callable[[dict[str, Any]], Hashable] | None = None,
+    fields: Mapping[str, tuple[type, ...]] | None = None,
 ) -> list[dict[str, Any]]:
     """The complete records of a JSONL file that a program appends to ([] when it does not exist); with
-    ``key``, a key seen twice raises ``DuplicateRecord`` naming both lines."""
+    ``fields``, each record must be an object holding every named field with a value of exactly one of
+    its types (a ValueError naming file, line and field); with ``key``, a key seen twice raises
+    ``DuplicateRecord`` naming both lines."""
     path = Path(path)
     if not path.exists():
         return []
     records: list[dict[str, Any]] = []
     seen: dict[Hashable, int] = {}
     for number, record in numbered_jsonl(path):
+        if fields is not None:
+            _check_fields(f"{path}:{number}", record, fields)
         if key is not None:
             record_key = key(record)
             if record_key in seen:
@@ -187,3 +200,15 @@ def read_jsonl(
             seen[record_key] = number
         records.append(record)
     return records
+
+
+def _check_fields(where: str, record: Any, fields: Mapping[str, tuple[type, ...]]) -> None:
+    if not isinstance(record, dict):
+        raise ValueError(f"{where} is not a JSON object; delete that line (it is not a record of this run).")
+    for name, kinds in fields.items():
+        if name not in record or type(record[name]) not in kinds:
+            wanted = " or ".join("null" if kind is type(None) else kind.__name__ for kind in kinds)
+            found = f"{record[name]!r:.40}" if name in record else "missing"
+            raise ValueError(
+                f"{where}: field {name!r} is {found}, not {wanted}; delete that line (it is damaged)."
+            )

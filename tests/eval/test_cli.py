@@ -202,3 +202,100 @@ def test_help_shows_the_defaults():
     with contextlib.redirect_stdout(text), contextlib.suppress(SystemExit):
         main(["--help"])
     assert "(default: 512)" in text.getvalue() and "(default: 16)" in text.getvalue()
+
+
+def _toy_command(tiny_policy, data, out, *extra: str) -> list[str]:
+    return ["--model", str(tiny_policy), "--data-dir", str(data), "--out", str(out), "--max-new-tokens", "4",
+            "--no-progress", *extra]  # fmt: skip
+
+
+def test_a_lock_that_is_a_symlink_leaves_its_target_whole(tiny_policy, tmp_path, capsys):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("another user's file\n")
+    (tmp_path / "sym").mkdir()
+    (tmp_path / "sym" / ".lock").symlink_to(victim)
+    assert main(_toy_command(tiny_policy, _toy_data(tmp_path / "data"), tmp_path / "sym")) == 2
+    assert "is a symlink" in _one_error_line(capsys)
+    assert victim.read_text() == "another user's file\n"
+
+
+def test_retrained_weights_in_the_same_folder_are_a_new_run_and_a_moved_folder_is_not(
+    tiny_policy, tmp_path, capsys
+):
+    import shutil
+
+    data = _toy_data(tmp_path / "data")
+    model = shutil.copytree(tiny_policy, tmp_path / "model")
+    out = tmp_path / "out"
+    assert main(_toy_command(model, data, out)) == 0
+    moved = shutil.move(model, tmp_path / "moved")
+    samples = (out / SAMPLES_FILE).read_text()
+    assert main(_toy_command(moved, data, out)) == 0  # same content, another path: the same run
+    assert (out / SAMPLES_FILE).read_text() == samples
+    weights = tmp_path / "moved" / "model.safetensors"
+    data_bytes = bytearray(weights.read_bytes())
+    data_bytes[-1] ^= 1  # retrained: same file size, same header, other weights
+    weights.write_bytes(bytes(data_bytes))
+    capsys.readouterr()
+    assert main(_toy_command(moved, data, out)) == 2
+    line = _one_error_line(capsys)
+    assert "holds a run with other settings" in line and "'model'" in line
+    assert (out / SAMPLES_FILE).read_text() == samples
+
+
+def test_a_rerun_with_fewer_benchmarks_keeps_the_others_in_the_summary(tiny_policy, tmp_path):
+    data = _toy_data(tmp_path / "data")
+    with (data / "gsm8k_test.jsonl").open("w") as handle:
+        for i in range(2):
+            handle.write(json.dumps({"question": f"What is {i}+2?", "answer": f"so #### {i + 2}"}) + "\n")
+    out = tmp_path / "out"
+    assert main(_toy_command(tiny_policy, data, out, "--benchmarks", "math500,gsm8k")) == 0
+    both = json.loads((out / "summary.json").read_text())
+    assert main(_toy_command(tiny_policy, data, out, "--benchmarks", "gsm8k")) == 0
+    assert json.loads((out / "summary.json").read_text()) == both
+    assert set(both) == {"math500", "gsm8k"}
+
+
+def test_bad_out_folders_and_damaged_run_files_are_one_line(tiny_policy, tmp_path, capsys, monkeypatch):
+    data = _toy_data(tmp_path / "data")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert main(_toy_command(tiny_policy, data, "")) == 2
+    assert "--out is empty" in _one_error_line(capsys)
+    (tmp_path / "a-file").write_text("x")
+    assert main(_toy_command(tiny_policy, data, tmp_path / "a-file" / "run")) == 2
+    assert "which is a file" in _one_error_line(capsys)
+    assert list((tmp_path / "work").iterdir()) == []
+
+    out = tmp_path / "out"
+    assert main(_toy_command(tiny_policy, data, out)) == 0
+    capsys.readouterr()
+    config, samples = out / "config.json", out / SAMPLES_FILE
+    good_config, lines = config.read_text(), samples.read_text().splitlines(keepends=True)
+    config.write_text("[1, 2]\n")
+    assert main(_toy_command(tiny_policy, data, out)) == 2
+    assert "config.json is not a JSON object" in _one_error_line(capsys)
+    config.write_text(good_config)
+    damaged = json.loads(lines[1])
+    del damaged["problem_id"]
+    samples.write_text(lines[0] + json.dumps(damaged) + "\n")
+    assert main(_toy_command(tiny_policy, data, out)) == 2
+    assert f"{samples}:2: field 'problem_id' is missing" in _one_error_line(capsys)
+    samples.write_bytes(lines[0].encode() + b"\xff\xfe\n")
+    assert main(_toy_command(tiny_policy, data, out)) == 2
+    assert f"{samples} is not UTF-8" in _one_error_line(capsys)
+
+
+def test_ctrl_c_is_one_line_saying_how_to_resume(tiny_policy, tmp_path, capsys, monkeypatch):
+    from icpo.eval import harness
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness, "evaluate", interrupted)
+    assert main(_toy_command(tiny_policy, _toy_data(tmp_path / "data"), tmp_path / "out")) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "icpo eval: interrupted; run the same command again to resume; finished work is kept."
+    )
+    assert "Traceback" not in err

@@ -117,7 +117,14 @@ def test_chat_template_reaches_the_model(generator, tmp_path):
 
 
 def _line(problem_id: str, sample: int) -> str:
-    return json.dumps({"benchmark": "toy", "problem_id": problem_id, "sample": sample}) + "\n"
+    record = {
+        "benchmark": "toy",
+        "problem_id": problem_id,
+        "sample": sample,
+        "correct": False,
+        "confidence": None,
+    }
+    return json.dumps(record) + "\n"
 
 
 def test_a_truncated_last_line_is_cut_before_appending(tmp_path):

@@ -90,16 +90,33 @@ def _settings(args: argparse.Namespace):
 
 
 def _run_config(args: argparse.Namespace) -> dict:
-    return {"model": str(args.model), "limit": args.limit}
+    """The model and problem settings config.json records: the model by content (a folder's
+    ``model_fingerprint``; a preset or hub id by name), so retrained weights in the same folder are a
+    new run, and its path for the reader (not compared)."""
+    from icpo.models import PRESETS as MODEL_PRESETS
+    from icpo.models import model_fingerprint
+
+    folder = Path(args.model).expanduser()
+    is_folder = args.model not in MODEL_PRESETS and folder.is_dir()
+    identity = model_fingerprint(folder) if is_folder else str(args.model)
+    return {"model": identity, "model_path": str(args.model), "limit": args.limit}
 
 
-def _load_inputs(args: argparse.Namespace) -> dict:
-    """Check every argument, the model, the --out folder and every benchmark before any work."""
+def _load_inputs(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Check every argument, the model, the --out folder (its config.json and samples.jsonl) and every
+    benchmark before any work; return the benchmarks and the run's model settings."""
+    from icpo.command import check_output_folder
     from icpo.eval.benchmarks import load_benchmark
-    from icpo.eval.harness import SAMPLES_FILE, check_arguments, check_config, config_of, sample_key
+    from icpo.eval.harness import (
+        SAMPLES_FILE,
+        check_arguments,
+        check_config,
+        check_problem_ids,
+        config_of,
+        stored_samples,
+    )
     from icpo.models import PRESETS as MODEL_PRESETS
     from icpo.models import check_preset_available
-    from icpo.runfolder import read_jsonl
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1 (or left out for every problem), got {args.limit}.")
@@ -108,23 +125,25 @@ def _load_inputs(args: argparse.Namespace) -> dict:
         check_preset_available(args.model)
     else:
         _check_model(args.model)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {args.out} is a file; give a folder (it is created when missing).")
-    check_config(out, config_of(args.samples, _settings(args), args.batch_size, args.seed, _run_config(args)))
-    read_jsonl(out / SAMPLES_FILE, key=sample_key)  # a repeated sample is an error now, not an average later
+    out = check_output_folder(args.out)
+    run_config = _run_config(args)
+    check_config(out, config_of(args.samples, _settings(args), args.batch_size, args.seed, run_config))
+    stored_samples(out / SAMPLES_FILE)  # a damaged or repeated sample is an error now, not an average later
     names = [name.strip() for name in args.benchmarks.split(",") if name.strip()]
     if not names:
         raise ValueError("--benchmarks is empty; name at least one preset.")
-    return {name: load_benchmark(name, args.data_dir, limit=args.limit) for name in names}
+    benchmarks = {name: load_benchmark(name, args.data_dir, limit=args.limit) for name in names}
+    check_problem_ids(benchmarks)
+    return benchmarks, run_config
 
 
-def _evaluate(args: argparse.Namespace, benchmarks: dict) -> int:
+def _evaluate(args: argparse.Namespace, prepared: tuple[dict, dict]) -> int:
     from icpo.eval.generation import make_generator
     from icpo.eval.harness import PLOT_FILE, SAMPLES_FILE, evaluate, format_table
     from icpo.models import resolve_model
     from icpo.runfolder import FolderInUse, locked_folder
 
+    benchmarks, run_config = prepared
     try:
         with locked_folder(args.out):
             summary = evaluate(
@@ -136,7 +155,7 @@ def _evaluate(args: argparse.Namespace, benchmarks: dict) -> int:
                 batch_size=args.batch_size,
                 seed=args.seed,
                 progress=not args.no_progress,
-                run_config=_run_config(args),
+                run_config=run_config,
             )
     except FolderInUse as error:
         print(f"icpo eval: error: {error}", file=sys.stderr)

@@ -47,21 +47,38 @@ SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
 )
 
 
+# What summarise reads from each line of samples.jsonl, with the JSON types it may hold.
+SAMPLE_FIELDS: dict[str, tuple[type, ...]] = {
+    "benchmark": (str,),
+    "problem_id": (str,),
+    "sample": (int,),
+    "correct": (bool, type(None)),
+    "confidence": (float, int, type(None)),
+}
+# Recorded in config.json for whoever reads it, never compared: a moved model folder is the same model.
+RECORDED_ONLY = ("model_path",)
+
+
 def sample_key(record: dict[str, Any]) -> tuple[str, str, int]:
     return record["benchmark"], record["problem_id"], record["sample"]
 
 
+def stored_samples(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a samples file, read without changing it; a line lacking a field of
+    ``SAMPLE_FIELDS`` is a ValueError naming file and line, a repeated sample a ``DuplicateRecord``."""
+    return read_jsonl(path, key=sample_key, fields=SAMPLE_FIELDS)
+
+
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a samples file; a final line without its newline (a kill mid-write) is
-    dropped and cut from the file so that appending continues cleanly. A repeated sample raises
-    ``icpo.runfolder.DuplicateRecord``."""
-    if path.exists():
+    """``stored_samples``, after a final line without its newline (a kill mid-write) is cut from the file
+    so that appending continues cleanly."""
+    if path.is_file():
         data = path.read_bytes()
         complete = len(data[: data.rfind(b"\n") + 1])
         if complete < len(data):
             with path.open("r+b") as handle:
                 handle.truncate(complete)
-    return read_jsonl(path, key=sample_key)
+    return stored_samples(path)
 
 
 def check_arguments(samples: int, batch_size: int, settings: SamplingSettings) -> None:
@@ -92,14 +109,33 @@ def check_config(out_dir: str | Path, config: dict[str, Any]) -> None:
         return
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise ValueError(f"{path} is not valid JSON; delete it (or the folder) and run again.") from None
-    changed = {key: (previous.get(key), value) for key, value in config.items() if previous.get(key) != value}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        previous = None
+    if not isinstance(previous, dict):
+        raise ValueError(
+            f"{path} is not a JSON object of settings; delete the folder (or pass a new --out) and run again."
+        )
+    changed = {
+        key: (previous.get(key), value)
+        for key, value in config.items()
+        if key not in RECORDED_ONLY and previous.get(key) != value
+    }
     if changed:
         raise ValueError(
             f"{out_dir} holds a run with other settings {changed} (old, new); resume with the same "
             "settings or pass a new --out directory."
         )
+
+
+def check_problem_ids(benchmarks: dict[str, Sequence[Problem]]) -> None:
+    """A one-line ValueError when a benchmark repeats a problem id (a run could not resume it)."""
+    for name, problems in benchmarks.items():
+        counts = Counter(problem.id for problem in problems)
+        if len(counts) != len(problems):
+            repeated = sorted(i for i, count in counts.items() if count > 1)[:5]
+            raise ValueError(
+                f"benchmark {name!r} has repeated problem ids {repeated}; ids must be unique to resume."
+            )
 
 
 def evaluate(
@@ -114,21 +150,17 @@ def evaluate(
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Generate ``samples`` completions per problem of each benchmark, grade them, append them to
-    ``out_dir/samples.jsonl`` as they finish, then write and return the summary (``summarise``)."""
+    ``out_dir/samples.jsonl`` as they finish, then write and return the summary (``summarise``) of these
+    benchmarks and of every other benchmark an earlier run of this folder stored (kept, not dropped)."""
     settings = settings or SamplingSettings()
     check_arguments(samples, batch_size, settings)
     out_dir = Path(out_dir)
     config = config_of(samples, settings, batch_size, seed, run_config)
     check_config(out_dir, config)
-    for name, problems in benchmarks.items():
-        counts = Counter(problem.id for problem in problems)
-        if len(counts) != len(problems):
-            repeated = sorted(i for i, count in counts.items() if count > 1)[:5]
-            raise ValueError(
-                f"benchmark {name!r} has repeated problem ids {repeated}; ids must be unique to resume."
-            )
+    check_problem_ids(benchmarks)
     samples_path = out_dir / SAMPLES_FILE
-    done = {sample_key(r) for r in read_samples(samples_path)}
+    stored = read_samples(samples_path)
+    done = {sample_key(r) for r in stored}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out_dir / CONFIG_FILE, config)
 
@@ -172,7 +204,8 @@ def evaluate(
                 os.fsync(sink.fileno())
                 bar.update(len(chunk))
             bar.close()
-    return summarise(out_dir, list(benchmarks), samples)
+    names = dict.fromkeys([*benchmarks, *(record["benchmark"] for record in stored)])
+    return summarise(out_dir, list(names), samples)
 
 
 def _grade_chunk(chunk, generations):
