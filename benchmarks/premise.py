@@ -101,19 +101,11 @@ def run_smollm2(out: Path, problems: dict[str, int], max_new_tokens: int) -> Non
 
 
 def word_problems(name: str, problems: int, style: str | None) -> list:
-    """The first ``problems`` of preset ``name``; with style "brief", the step-by-step instruction is
-    replaced by icpo.wordproblems.INSTRUCTION (short answers ending with the number)."""
-    from dataclasses import replace
+    """The first ``problems`` of preset ``name``; with style "brief", in the "brief" prompt template (the
+    recipes' training prompt: short answers ending with the number), else in the default one."""
+    from icpo.eval.benchmarks import DEFAULT_TEMPLATE, load_benchmark
 
-    from icpo.eval.benchmarks import MATH_INSTRUCTION, load_benchmark
-    from icpo.wordproblems import INSTRUCTION
-
-    loaded = load_benchmark(name, limit=problems)
-    if style is None:
-        return loaded
-    return [
-        replace(p, question=p.question.replace(f"\n\n{MATH_INSTRUCTION}", f" {INSTRUCTION}")) for p in loaded
-    ]
+    return load_benchmark(name, limit=problems, template=style or DEFAULT_TEMPLATE)
 
 
 def train_tiny(out: Path) -> dict[str, Path]:

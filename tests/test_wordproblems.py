@@ -3,15 +3,15 @@ on one side, chat rows the number reward grades."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from icpo import wordproblems
 from icpo.rewards import number_reward
 from icpo.wordproblems import WordProblem, chat_rows, near_duplicate_key, split_word_problems
-from tests.conftest import REPO_ROOT
 
 TEMPLATES = ["Tom has {} apples and gets {} more. How many apples?", "A box holds {} pens; {} are red. Blue?"]
 
@@ -74,9 +74,16 @@ def test_chat_rows_are_graded_by_the_number_reward():
     ]
 
 
-def test_the_default_folder_does_not_depend_on_the_current_directory(tmp_path, monkeypatch):
-    monkeypatch.delenv(wordproblems.BENCHMARKS_ENV, raising=False)
+def test_the_folder_named_by_the_environment_is_read_wherever_the_command_runs(tmp_path, monkeypatch):
+    from icpo.eval.benchmarks import DATA_DIR_ENV
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    record = {"input": "Tom has 3 apples and gets 4 more. How many?", "target": 7.0}
+    (folder / "mawps.jsonl").write_text(json.dumps(record) + "\n")
+    monkeypatch.setenv(DATA_DIR_ENV, str(folder))
     monkeypatch.chdir(tmp_path)
-    assert wordproblems.benchmarks_dir() == REPO_ROOT.parent / "shared" / "benchmarks"
-    monkeypatch.setenv(wordproblems.BENCHMARKS_ENV, str(tmp_path))
-    assert wordproblems.benchmarks_dir() == Path(tmp_path)
+    assert wordproblems.load_word_problems(["mawps"]) == [WordProblem("mawps-0", record["input"], "7")]
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match=DATA_DIR_ENV):
+        wordproblems.load_word_problems(["mawps"])

@@ -1,7 +1,9 @@
 """Real elementary word problems (MAWPS, SVAMP, ASDiv) as a training dataset with a held-out split.
 
-The three files (``../shared/benchmarks``; see its README) hold only test splits, so training on them
-needs our own split. ``split_word_problems`` keeps near-duplicates on one side: problems whose text is the
+The records are those of the eval presets of the same names (``icpo.eval.benchmarks.preset_records``: a
+local folder named by the caller or ``$ICPO_BENCHMARKS_DIR``, else ``../shared/benchmarks`` beside the
+checkout, else the presets' Hub dataset). They hold only test splits, so training on them needs our own
+split. ``split_word_problems`` keeps near-duplicates on one side: problems whose text is the
 same after lower-casing, masking every number with ``#`` and collapsing punctuation and spaces
 (``near_duplicate_key``) form one group, and whole groups are assigned to train or held-out in an order
 shuffled by ``random.Random(seed)``. Rows are chat-format (``prompt`` = one user message) with the gold
@@ -10,8 +12,6 @@ number in ``answer``, the column ``icpo.rewards.number_reward`` reads.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 from collections.abc import Callable
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS_ENV = "ICPO_BENCHMARKS_DIR"
 INSTRUCTION = "Answer briefly and end with the final number."
 _LEADING_NUMBER = re.compile(r"^\s*(-?\d[\d,]*(?:\.\d+)?)(?=\s|\(|$)")
 
@@ -53,40 +52,27 @@ def _asdiv(record: dict[str, Any]) -> tuple[str, str] | None:
     return f"{record['body'].strip()} {record['question'].strip()}", _number(match.group(1).replace(",", ""))
 
 
-SOURCES: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[str, str] | None]]] = {
-    "mawps": ("mawps.jsonl", _mawps),
-    "svamp": ("svamp.jsonl", _svamp),
-    "asdiv": ("asdiv.jsonl", _asdiv),
+SOURCES: dict[str, Callable[[dict[str, Any]], tuple[str, str] | None]] = {
+    "mawps": _mawps,
+    "svamp": _svamp,
+    "asdiv": _asdiv,
 }
 
 
-def benchmarks_dir() -> Path:
-    """``$ICPO_BENCHMARKS_DIR`` when set, else ``shared/benchmarks`` beside this repository's checkout
-    (the same folder whatever the current directory)."""
-    configured = os.environ.get(BENCHMARKS_ENV)
-    if configured:
-        return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks"
-
-
 def load_word_problems(sources: list[str], data_dir: str | Path | None = None) -> list[WordProblem]:
-    """The problems of the named sources, in file order; ASDiv answers that are not a number are skipped."""
-    folder = Path(data_dir) if data_dir is not None else benchmarks_dir()
+    """The problems of the named sources, in record order (``data_dir`` and the Hub fallback as in
+    ``icpo.eval.benchmarks.preset_records``); ASDiv answers that are not a number are skipped."""
+    from icpo.eval.benchmarks import preset_records
+
     problems = []
     for source in sources:
         if source not in SOURCES:
             raise ValueError(f"unknown word-problem source {source!r}; choose from {sorted(SOURCES)}.")
-        filename, to_problem = SOURCES[source]
-        path = folder / filename
-        if not path.is_file():
-            raise ValueError(
-                f"word-problem file {path} not found; set {BENCHMARKS_ENV} to the folder holding {filename}."
-            )
-        for index, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if line.strip():
-                converted = to_problem(json.loads(line))
-                if converted is not None:
-                    problems.append(WordProblem(f"{source}-{index}", *converted))
+        records, _ = preset_records(source, data_dir)
+        for index, record in enumerate(records):
+            converted = SOURCES[source](record)
+            if converted is not None:
+                problems.append(WordProblem(f"{source}-{index}", *converted))
     return problems
 
 

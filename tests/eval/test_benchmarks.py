@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
+from dataclasses import replace
 
 import pytest
 
-from icpo.eval.benchmarks import PRESETS, build_prompt, load_benchmark, read_records
+from icpo.eval.benchmarks import MATH_INSTRUCTION, PRESETS, build_prompt, load_benchmark, read_records
 from icpo.rewards import grade_many
+from tests.conftest import REPO_ROOT
 
 
 def _graded_share(problems, completions) -> float:
@@ -98,6 +101,10 @@ def test_prompt_uses_the_chat_template_when_present():
         "{% if add_generation_prompt %}<assistant>{% endif %}"
     )
     assert build_prompt(tokenizer, "What is 2+2?") == "<user>What is 2+2?\n<assistant>"
+    assert (
+        build_prompt(tokenizer, "What is 2+2?", "Be brief.")
+        == "<system>Be brief.\n<user>What is 2+2?\n<assistant>"
+    )
 
 
 def test_theoremqa_gold_answers_grade_correct(shared_benchmarks):
@@ -150,3 +157,146 @@ def test_an_empty_benchmark_file_is_an_error(tmp_path):
     (tmp_path / "mawps.jsonl").write_text("")
     with pytest.raises(ValueError, match="holds no mawps problems"):
         load_benchmark("mawps", tmp_path)
+
+
+# --- the Hugging Face Hub path, offline: folders laid out like the Hub repositories ------------------
+
+# A few records in each Hub source's schema (the local files' schema: the sources were chosen for it).
+HUB_ROWS = {
+    "gsm8k": [
+        {
+            "question": "Tom has 3 apples and buys 4. How many?",
+            "answer": "3 + 4 = <<3+4=7>>7\n#### 7",
+            "idx": 0,
+        },
+        {
+            "question": "A box holds 1,200 pens; 200 go. Left?",
+            "answer": "1200 - 200 = 1000\n#### 1,000",
+            "idx": 1,
+        },
+    ],
+    "math500": [
+        {
+            "problem": "What is $1+1$?",
+            "solution": "It is $\\boxed{2}$.",
+            "answer": "2",
+            "subject": "Prealgebra",
+            "level": 1,
+            "unique_id": "test/prealgebra/1.json",
+        }
+    ],
+    "mawps": [
+        {"input": "Joan found 70 seashells and gave 27 away. How many are left?", "target": 43.0, "idx": 0}
+    ],
+    "svamp": [
+        {"Body": "Each pack has 5 pens", "Question": "How many pens in 3 packs?", "Answer": 15.0, "ID": "s-1"}
+    ],
+    "asdiv": [
+        {
+            "body": "Seven red apples and two green apples are in the basket.",
+            "question": "How many apples?",
+            "answer": "9 (apples)",
+            "idx": 0,
+        },
+        {
+            "body": "A clock shows noon.",
+            "question": "What time is it in 3 hours?",
+            "answer": "3:30 p.m.",
+            "idx": 1,
+        },
+    ],
+}
+
+
+def _write_jsonl(path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+@pytest.fixture
+def hub_layout(tmp_path, monkeypatch):
+    """Every preset of HUB_ROWS pointed at a local folder laid out like its Hub repository (its
+    ``data_files`` path, or a root ``{split}.jsonl``), with no local benchmark file anywhere: the checkout
+    root moved to an empty folder and $ICPO_BENCHMARKS_DIR unset. Returns a folder of the same rows as
+    local files."""
+    import datasets
+
+    from icpo.eval import benchmarks
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets-cache"))
+    monkeypatch.setattr(benchmarks, "REPOSITORY_ROOT", tmp_path / "no-checkout" / "icpo")
+    monkeypatch.delenv(benchmarks.DATA_DIR_ENV, raising=False)
+    local = tmp_path / "local"
+    for name, rows in HUB_ROWS.items():
+        preset = PRESETS[name]
+        repository = tmp_path / "hub" / preset.hub.repo
+        _write_jsonl(repository / (preset.hub.data_files or f"{preset.hub.split}.jsonl"), rows)
+        hub = replace(preset.hub, repo=str(repository))
+        monkeypatch.setitem(benchmarks.PRESETS, name, replace(preset, hub=hub))
+        _write_jsonl(local / preset.filename, rows)
+    return local
+
+
+def test_with_no_local_file_presets_load_from_their_hub_dataset(hub_layout):
+    from icpo.eval.benchmarks import preset_records
+
+    for name in HUB_ROWS:
+        records, source = preset_records(name)
+        assert source.startswith(str(hub_layout.parent / "hub")), source
+        assert load_benchmark(name) == load_benchmark(name, hub_layout), name
+    gsm8k = load_benchmark("gsm8k")
+    assert [p.gold for p in gsm8k] == ["7", "1000"] and gsm8k[0].question.endswith("\\boxed{}.")
+
+
+def test_word_problems_load_from_the_hub_datasets_with_the_same_split(hub_layout):
+    from icpo.wordproblems import load_word_problems, split_word_problems
+
+    sources = ["mawps", "svamp", "asdiv"]
+    from_hub = load_word_problems(sources)
+    assert from_hub == load_word_problems(sources, hub_layout)
+    assert [p.answer for p in from_hub] == ["43", "15", "9"]  # ASDiv's "3:30 p.m." skipped
+    assert split_word_problems(from_hub, 0.5, 0) == split_word_problems(
+        load_word_problems(sources, hub_layout), 0.5, 0
+    )
+
+
+def test_an_unreachable_hub_dataset_is_one_line_naming_the_fix(tmp_path, monkeypatch):
+    from icpo.eval import benchmarks
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(benchmarks, "REPOSITORY_ROOT", tmp_path / "no-checkout" / "icpo")
+    monkeypatch.delenv(benchmarks.DATA_DIR_ENV, raising=False)
+    with pytest.raises(FileNotFoundError) as error:
+        load_benchmark("gsm8k")
+    message = str(error.value)
+    assert "\n" not in message and "HuggingFaceTB/math_tasks" in message and "--data-dir" in message
+
+
+def test_every_hub_source_is_pinned_to_a_commit_or_documented_as_unpinned():
+    evaluation = (REPO_ROOT / "docs" / "evaluation.md").read_text()
+    for name, preset in PRESETS.items():
+        revision = preset.hub.revision
+        assert revision is None or re.fullmatch(r"[0-9a-f]{40}", revision), name
+        row = next((line for line in evaluation.splitlines() if line.startswith(f"| `{name}`")), None)
+        assert row is not None and f"`{preset.hub.repo}`" in row, (
+            f"docs/evaluation.md: no Hub source for {name}"
+        )
+        assert ("unpinned" in row) == (revision is None), f"docs/evaluation.md: {name}'s pin is misstated"
+        assert revision is None or revision[:12] in row, name
+
+
+# --- prompt templates ---------------------------------------------------------------------------------
+
+
+def test_prompt_templates_and_system_prompt(hub_layout):
+    from icpo.wordproblems import chat_prompt
+
+    (default,) = load_benchmark("mawps")
+    question = "Joan found 70 seashells and gave 27 away. How many are left?"
+    assert default.question == f"{question}\n\n{MATH_INSTRUCTION}" and default.system is None
+    (brief,) = load_benchmark("mawps", template="brief", system_prompt="Be brief.")
+    assert brief.question == chat_prompt(question)[0]["content"] and brief.system == "Be brief."
+    (custom,) = load_benchmark("mawps", template="Q: {question} Put it in \\boxed{}.")
+    assert custom.question == f"Q: {question} Put it in \\boxed{{}}."
+    with pytest.raises(ValueError, match="neither a named template"):
+        load_benchmark("mawps", template="no placeholder")

@@ -1,10 +1,16 @@
-"""Benchmark presets: each maps one public file's schema to problems (prompt text, gold answer, grader).
+"""Benchmark presets: each maps one public dataset's schema to problems (prompt text, gold answer, grader).
 
-A preset names its file in the benchmark folder (``default_data_dir()``: ``$ICPO_BENCHMARKS_DIR``, else
-``../shared/benchmarks`` beside the repository, wherever the command runs from) and a function turning one
-record into a ``Problem``. Records are read from JSONL or Parquet, or by the preset's own reader (GPQA's
-password-protected zip, read in memory: its questions are never written out in plain text). To add a benchmark, write
-such a function and add a ``Preset`` to ``PRESETS`` (docs/evaluation.md walks through it).
+A preset names its local file, its Hugging Face Hub dataset (``HubSource``: id, config, split, data files,
+revision) and a function turning one record into a ``Problem``. Where records come from
+(``preset_records``): the file in a folder given by the caller or by ``$ICPO_BENCHMARKS_DIR``; else the
+file in ``../shared/benchmarks`` beside the repository checkout when it is there; else the Hub dataset,
+through ``datasets.load_dataset``. Each Hub source was chosen for having the local file's field names, so
+one record function reads both. Local records are read from JSONL or Parquet, or by the preset's own reader
+(GPQA's password-protected zip, read in memory: its questions are never written out in plain text).
+
+The user message is the problem text put into a prompt template (``PROMPT_TEMPLATES``; by default the
+preset's own answer instruction after the text). To add a benchmark, write a record function and add a
+``Preset`` to ``PRESETS`` (docs/evaluation.md walks through it).
 """
 
 from __future__ import annotations
@@ -17,11 +23,12 @@ import random
 import re
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from icpo.rewards import CHOICE_LETTERS, gold_text, last_boxed
+from icpo.rewards import CHOICE_LETTERS, gold_answer, gold_text, last_boxed
+from icpo.wordproblems import INSTRUCTION as WORD_PROBLEM_INSTRUCTION
 
 DATA_DIR_ENV = "ICPO_BENCHMARKS_DIR"
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]  # src/icpo/eval/benchmarks.py -> the checkout
@@ -30,10 +37,28 @@ BOOLEAN_INSTRUCTION = "Answer True or False, and put your final answer within \\
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option, for example: The answer is (C)."
 
 
+# The answer instruction each grader's problems get under the default template.
+INSTRUCTIONS = {
+    "math": MATH_INSTRUCTION,
+    "number": MATH_INSTRUCTION,
+    "boolean": BOOLEAN_INSTRUCTION,
+    "choice": CHOICE_INSTRUCTION,
+}
+# Named prompt templates: {question} is the problem text (a choice problem's options included),
+# {instruction} the grader's answer instruction. "brief" is the word-problem recipes' training prompt
+# (icpo.wordproblems.chat_prompt).
+DEFAULT_TEMPLATE = "step-by-step"
+PROMPT_TEMPLATES = {
+    DEFAULT_TEMPLATE: "{question}\n\n{instruction}",
+    "brief": "{question} " + WORD_PROBLEM_INSTRUCTION,
+    "question-only": "{question}",
+}
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One benchmark problem. ``question`` is the full user message (instruction included);
-    ``reference`` is the file's worked solution when it has one."""
+    """One benchmark problem. ``question`` is the full user message (the prompt template applied),
+    ``system`` the system message if any; ``reference`` is the file's worked solution when it has one."""
 
     id: str
     question: str
@@ -41,6 +66,27 @@ class Problem:
     grader: str
     num_choices: int | None = None
     reference: str | None = None
+    system: str | None = None
+
+
+def prompt_template(name_or_text: str) -> str:
+    """The template named ``name_or_text`` (a key of ``PROMPT_TEMPLATES``), or the text itself when it
+    contains ``{question}``; a ValueError otherwise."""
+    if name_or_text in PROMPT_TEMPLATES:
+        return PROMPT_TEMPLATES[name_or_text]
+    if "{question}" not in name_or_text:
+        raise ValueError(
+            f"prompt template {name_or_text!r} is neither a named template ({', '.join(PROMPT_TEMPLATES)}) "
+            "nor a text containing {question}; write e.g. '{question} Answer with a number.'"
+        )
+    return name_or_text
+
+
+def user_message(template: str, question: str, grader: str) -> str:
+    """``template`` (a name or a text, see ``prompt_template``) with {question} and {instruction} filled in;
+    other braces (``\\boxed{}``) are left as written."""
+    text = prompt_template(template).replace("{instruction}", INSTRUCTIONS[grader])
+    return text.replace("{question}", question)
 
 
 def default_data_dir() -> Path:
@@ -81,25 +127,21 @@ def read_gpqa_zip(path: str | Path) -> list[dict[str, Any]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def _math(question: str) -> str:
-    return f"{question}\n\n{MATH_INSTRUCTION}"
-
-
 def _choices(question: str, options: list[Any]) -> str:
     lines = "\n".join(f"({CHOICE_LETTERS[i]}) {option}" for i, option in enumerate(options))
-    return f"{question}\n\nOptions:\n{lines}\n\n{CHOICE_INSTRUCTION}"
+    return f"{question}\n\nOptions:\n{lines}"
 
 
 def _math500(record: dict[str, Any], index: int) -> Problem:
     return Problem(
-        record["unique_id"], _math(record["problem"]), record["answer"], "math", reference=record["solution"]
+        record["unique_id"], record["problem"], record["answer"], "math", reference=record["solution"]
     )
 
 
 def _gsm8k(record: dict[str, Any], index: int) -> Problem:
-    gold = record["answer"].rsplit("####", 1)[-1].strip()
+    gold = gold_answer("number", record["answer"])  # the number after "####", separators dropped
     return Problem(
-        str(record.get("idx", index)), _math(record["question"]), gold, "number", reference=record["answer"]
+        str(record.get("idx", index)), record["question"], gold, "number", reference=record["answer"]
     )
 
 
@@ -107,7 +149,7 @@ def _competition(record: dict[str, Any], index: int) -> Problem:
     """AIME / AMC (Qwen2.5-Math schema): ``answer`` a string or a float such as 27.0."""
     gold = gold_text(record["answer"])
     return Problem(
-        str(record.get("id", index)), _math(record["problem"]), gold, "math", reference=record.get("solution")
+        str(record.get("id", index)), record["problem"], gold, "math", reference=record.get("solution")
     )
 
 
@@ -115,7 +157,7 @@ def _minerva(record: dict[str, Any], index: int) -> Problem:
     solution = record["solution"]
     return Problem(
         str(record.get("idx", index)),
-        _math(record["problem"]),
+        record["problem"],
         last_boxed(solution),
         "math",
         reference=solution,
@@ -142,26 +184,24 @@ def _mmlu_pro(record: dict[str, Any], index: int) -> Problem:
 
 def _theoremqa(record: dict[str, Any], index: int) -> Problem | None:
     """Text-only TheoremQA: numbers and lists by math-verify, "(c)" options as choices, true/false by
-    the boolean grader. Records with a picture (not shipped with the file) are skipped."""
+    the boolean grader. Records with a picture (not shipped with the file) are skipped; a record without
+    an ``id`` is numbered by its position."""
     if record.get("Picture"):
         return None
+    id_ = str(record.get("id", index))
     if record["Answer_type"] == "bool":
-        return Problem(
-            record["id"], f"{record['Question']}\n\n{BOOLEAN_INSTRUCTION}", record["Answer"], "boolean"
-        )
+        return Problem(id_, record["Question"], record["Answer"], "boolean")
     if record["Answer_type"] == "option":
-        return Problem(
-            record["id"], f"{record['Question']}\n\n{CHOICE_INSTRUCTION}", record["Answer"], "choice", 4
-        )
+        return Problem(id_, record["Question"], record["Answer"], "choice", 4)
     answer = record["Answer"]
     gold = (
         "(" + ", ".join(gold_text(a) for a in answer) + ")" if isinstance(answer, list) else gold_text(answer)
     )
-    return Problem(record["id"], _math(record["Question"]), gold, "math")
+    return Problem(id_, record["Question"], gold, "math")
 
 
 def _word_problem(id_: Any, question: str, gold: Any) -> Problem:
-    return Problem(str(id_), _math(question.strip()), gold_text(gold), "number")
+    return Problem(str(id_), question.strip(), gold_text(gold), "number")
 
 
 def _mawps(record: dict[str, Any], index: int) -> Problem:
@@ -198,42 +238,186 @@ def _gpqa(record: dict[str, Any], index: int) -> Problem:
     )
 
 
+QWEN_EVAL_DATA = "HuggingFaceTB/math_tasks"  # Qwen2.5-Math's evaluation/data files, as the local copies
+QWEN_EVAL_REVISION = "34d25e28f5ee2d95481e190f1c0f71134669f1ea"  # the commit that uploaded them
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A preset's dataset on the Hugging Face Hub, read by ``load_dataset(repo, config, split=split,
+    data_files={split: data_files}, revision=revision)``. ``revision`` None: unpinned (the repository's
+    default branch, which may change). ``note``: how the Hub copy differs from the local file."""
+
+    repo: str
+    split: str
+    config: str | None = None
+    data_files: str | None = None
+    revision: str | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        pin = f"@{self.revision[:12]}" if self.revision else " (unpinned)"
+        where = f":{self.data_files}" if self.data_files else f" [{self.config or 'default'}/{self.split}]"
+        return f"{self.repo}{where}{pin}"
+
+
+def _qwen_eval_data(folder: str) -> HubSource:
+    return HubSource(
+        QWEN_EVAL_DATA, "test", data_files=f"data/{folder}/test.jsonl", revision=QWEN_EVAL_REVISION
+    )
+
+
 @dataclass(frozen=True)
 class Preset:
     name: str
     filename: str
     to_problem: Callable[[dict[str, Any], int], Problem | None]  # None: the record is skipped
     description: str
+    hub: HubSource
     read: Callable[[Path], list[dict[str, Any]]] = read_records
 
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset("math500", "math500.jsonl", _math500, "MATH-500 (PRM800K test split), gold `answer`"),
-        Preset("gsm8k", "gsm8k_test.jsonl", _gsm8k, "GSM8K test, gold the number after ####"),
-        Preset("aime24", "aime24.jsonl", _competition, "AIME 2024, gold `answer` (integer string)"),
-        Preset("amc23", "amc23.jsonl", _competition, "AMC 2023, gold `answer` (float)"),
         Preset(
-            "minerva", "minerva_math.jsonl", _minerva, "Minerva OCW, gold the last \\boxed{} of `solution`"
+            "math500",
+            "math500.jsonl",
+            _math500,
+            "MATH-500 (PRM800K test split), gold `answer`",
+            HubSource("HuggingFaceH4/MATH-500", "test"),
         ),
-        Preset("mmlu_stem", "mmlu_stem.jsonl", _mmlu_stem, "MMLU-STEM, gold `answer` index 0-3"),
         Preset(
-            "mmlu_pro", "mmlu_pro_1000.jsonl", _mmlu_pro, "MMLU-Pro 1000-question subset, gold letter A-J"
+            "gsm8k",
+            "gsm8k_test.jsonl",
+            _gsm8k,
+            "GSM8K test, gold the number after ####",
+            _qwen_eval_data("gsm8k"),
         ),
-        Preset("theoremqa", "theoremqa_test.jsonl", _theoremqa, "TheoremQA, text-only records"),
-        Preset("mawps", "mawps.jsonl", _mawps, "MAWPS word problems, gold `target` (float)"),
-        Preset("svamp", "svamp.jsonl", _svamp, "SVAMP, question `Body` + `Question`, gold `Answer`"),
-        Preset("asdiv", "asdiv.jsonl", _asdiv, "ASDiv, gold the leading number of `answer`"),
+        Preset(
+            "aime24",
+            "aime24.jsonl",
+            _competition,
+            "AIME 2024, gold `answer` (integer string)",
+            _qwen_eval_data("aime24"),
+        ),
+        Preset(
+            "amc23", "amc23.jsonl", _competition, "AMC 2023, gold `answer` (float)", _qwen_eval_data("amc23")
+        ),
+        Preset(
+            "minerva",
+            "minerva_math.jsonl",
+            _minerva,
+            "Minerva OCW, gold the last \\boxed{} of `solution`",
+            _qwen_eval_data("minerva_math"),
+        ),
+        Preset(
+            "mmlu_stem",
+            "mmlu_stem.jsonl",
+            _mmlu_stem,
+            "MMLU-STEM, gold `answer` index 0-3",
+            _qwen_eval_data("mmlu_stem"),
+        ),
+        Preset(
+            "mmlu_pro",
+            "mmlu_pro_1000.jsonl",
+            _mmlu_pro,
+            "MMLU-Pro 1000-question subset, gold letter A-J",
+            HubSource(
+                "TIGER-Lab/MMLU-Pro",
+                "test",
+                note="the whole test split (12,032 questions), not the local stratified 1000-question subset",
+            ),
+        ),
+        Preset(
+            "theoremqa",
+            "theoremqa_test.jsonl",
+            _theoremqa,
+            "TheoremQA, text-only records",
+            HubSource("TIGER-Lab/TheoremQA", "test", revision="a340b1782960a712843aae3ed25f1e013cc008a5"),
+        ),
+        Preset(
+            "mawps",
+            "mawps.jsonl",
+            _mawps,
+            "MAWPS word problems, gold `target` (float); the word-problem recipes train on 80% of it",
+            _qwen_eval_data("mawps"),
+        ),
+        Preset(
+            "svamp",
+            "svamp.jsonl",
+            _svamp,
+            "SVAMP, question `Body` + `Question`, gold `Answer`; the word-problem recipes train on 80% of it",
+            _qwen_eval_data("svamp"),
+        ),
+        Preset(
+            "asdiv",
+            "asdiv.jsonl",
+            _asdiv,
+            "ASDiv, gold the leading number of `answer`; the word-problem recipes train on 80% of it",
+            _qwen_eval_data("asdiv"),
+        ),
         Preset(
             "gpqa_diamond",
             "gpqa_diamond.zip",
             _gpqa,
             "GPQA-Diamond CSV in its password zip, options shuffled per question",
+            HubSource(
+                "Idavidrein/gpqa",
+                "train",
+                config="gpqa_diamond",
+                note="gated: accept its terms on the Hub and log in (huggingface-cli login) first",
+            ),
             read=read_gpqa_zip,
         ),
     )
 }
+WORD_PROBLEM_PRESETS = ("mawps", "svamp", "asdiv")  # also icpo.wordproblems' training sources
+
+
+def hub_records(source: HubSource) -> list[dict[str, Any]]:
+    """The records of a Hub source, loaded with ``datasets.load_dataset`` (cached by ``datasets``); a
+    source whose ``repo`` is a local folder laid out like the Hub repository loads the same way."""
+    from datasets import load_dataset
+
+    data_files = {source.split: source.data_files} if source.data_files else None
+    dataset = load_dataset(
+        source.repo, source.config, split=source.split, data_files=data_files, revision=source.revision
+    )
+    return dataset.to_list()
+
+
+def preset_records(
+    name: str, data_dir: str | Path | None = None, path: str | Path | None = None
+) -> tuple[list[dict[str, Any]], str]:
+    """(records of preset ``name``, where they were read). From ``path``; else from ``data_dir``'s file
+    (``data_dir`` default: ``$ICPO_BENCHMARKS_DIR``); a file named this way must exist. With neither, from
+    the checkout's ``../shared/benchmarks`` file when it exists, else from the preset's Hub dataset. A
+    missing file or an unreachable Hub dataset is a one-line FileNotFoundError saying what to pass."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown benchmark {name!r}; presets are {sorted(PRESETS)}.")
+    preset = PRESETS[name]
+    if path is None:
+        explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+        folder = Path(explicit).expanduser() if explicit else default_data_dir()
+        path = folder / preset.filename
+        if not explicit and not path.exists():
+            try:
+                return hub_records(preset.hub), preset.hub.describe()
+            except Exception as error:  # offline, gated, renamed: datasets raises many kinds
+                reason = " ".join(str(error).split())[:200] or type(error).__name__
+                raise FileNotFoundError(
+                    f"benchmark {name!r}: no local file {path}, and the Hub dataset {preset.hub.describe()} "
+                    f"could not be loaded ({reason}); pass --data-dir (or set ${DATA_DIR_ENV}) to a folder "
+                    f"holding {preset.filename}, or go online."
+                ) from None
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"benchmark file {path} not found; pass --data-dir (or set ${DATA_DIR_ENV}) to the folder "
+            f"that holds {preset.filename}."
+        )
+    return preset.read(path), str(path)
 
 
 def load_benchmark(
@@ -241,46 +425,45 @@ def load_benchmark(
     data_dir: str | Path | None = None,
     path: str | Path | None = None,
     limit: int | None = None,
+    template: str = DEFAULT_TEMPLATE,
+    system_prompt: str | None = None,
 ) -> list[Problem]:
-    """The problems of preset ``name``, read from ``path`` or ``data_dir / preset.filename`` (default
-    ``default_data_dir()``); the first ``limit`` when given. A file without problems is a ValueError."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown benchmark {name!r}; presets are {sorted(PRESETS)}.")
-    preset = PRESETS[name]
+    """The problems of preset ``name`` (records from ``preset_records``), each question put into the
+    prompt ``template`` (``user_message``) with ``system_prompt``; the first ``limit`` when given. A
+    source without problems is a ValueError."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1 (or None for every problem), got {limit}.")
-    data_dir = default_data_dir() if data_dir is None else Path(data_dir)
-    path = Path(path) if path is not None else data_dir / preset.filename
-    if not path.exists():
-        raise FileNotFoundError(
-            f"benchmark file {path} not found; pass --data-dir (or set ${DATA_DIR_ENV}) to the folder "
-            f"that holds {preset.filename}."
-        )
+    prompt_template(template)
+    records, source = preset_records(name, data_dir, path)
+    preset = PRESETS[name]
     problems = []
-    for index, record in enumerate(preset.read(path)):
+    for index, record in enumerate(records):
         try:
             problem = preset.to_problem(record, index)
         except KeyError as missing:
             raise ValueError(
-                f"{path} record {index} has no field {missing}; preset {name!r} expects the schema of "
+                f"{source} record {index} has no field {missing}; preset {name!r} expects the schema of "
                 f"{preset.description}."
             ) from None
         if problem is not None:
-            problems.append(problem)
+            message = user_message(template, problem.question, problem.grader)
+            problems.append(replace(problem, question=message, system=system_prompt))
         if limit is not None and len(problems) >= limit:
             break
     if not problems:
         raise ValueError(
-            f"{path} holds no {name} problems; check the file (it is empty or every record is skipped)."
+            f"{source} holds no {name} problems; check the file (it is empty or every record is skipped)."
         )
     return problems
 
 
-def build_prompt(tokenizer: Any, question: str) -> str:
-    """The model input for a question: the tokenizer's chat template (one user turn, generation
-    prompt added) when it has one, else the question followed by a newline."""
+def build_prompt(tokenizer: Any, question: str, system: str | None = None) -> str:
+    """The model input for a user message (and a system message, if any): the tokenizer's chat template
+    (the turns plus the generation prompt) when it has one, else the texts joined by blank lines and
+    followed by a newline."""
     if getattr(tokenizer, "chat_template", None):
+        system_turn = [{"role": "system", "content": system}] if system is not None else []
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+            [*system_turn, {"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
         )
-    return question + "\n"
+    return (f"{system}\n\n" if system is not None else "") + question + "\n"

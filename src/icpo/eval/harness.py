@@ -176,7 +176,7 @@ def evaluate(
             bar = tqdm(total=len(work), desc=name, unit="sample", disable=not progress)
             bar.update(len(work) - sum(len(chunk) for _, chunk in todo))
             for number, chunk in todo:
-                prompts = [build_prompt(generator.tokenizer, problem.question) for problem, _ in chunk]
+                prompts = [build_prompt(generator.tokenizer, p.question, p.system) for p, _ in chunk]
                 generations = generator.generate(
                     prompts, settings, seed=seed + zlib.crc32(name.encode()) + number
                 )
