@@ -250,18 +250,50 @@ def _reward_names(raw: dict[str, Any], task: str | None, registry: dict[str, Any
     return names
 
 
+def word_problem_split(
+    raw: dict[str, Any], data_dir: str | Path | None = None
+) -> tuple[list[Any], list[Any]]:
+    """(train, held-out) WordProblems of a recipe whose ``dataset`` is a word-problem preset: split by
+    ``split_seed`` with ``held_out_fraction`` held out, the first ``num_train`` training problems. The one
+    split both ``icpo train`` and ``icpo eval --recipe`` use."""
+    from icpo.wordproblems import load_word_problems, split_word_problems
+
+    problems = load_word_problems(WORD_PROBLEM_DATASETS[str(raw["dataset"])], data_dir)
+    train, held_out = split_word_problems(
+        problems, raw.get("held_out_fraction", 0.2), raw.get("split_seed", 0)
+    )
+    return (train[: raw["num_train"]] if "num_train" in raw else train), held_out
+
+
+def recipe_word_problems(path: Path, data_dir: str | Path | None = None) -> tuple[str, list[Any], list[Any]]:
+    """(dataset name, train, held-out) of the word-problem recipe at ``path``, split as its training run
+    splits it (``word_problem_split``); a ValueError when the recipe has no word-problem dataset."""
+    import yaml
+
+    if not path.is_file():
+        raise ValueError(f"recipe file {str(path)!r} does not exist.")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(raw, dict) or str(raw.get("dataset")) not in WORD_PROBLEM_DATASETS:
+        raise ValueError(
+            f"{path}: only a recipe with a word-problem dataset ({', '.join(WORD_PROBLEM_DATASETS)}) has a "
+            "held-out split to evaluate; evaluate other data with --benchmarks."
+        )
+    for key in ("held_out_fraction", "split_seed", "num_train"):
+        if key in raw:
+            raw[key] = checked_value(str(path), key, raw[key], RECIPE_TYPES[key])
+    return (str(raw["dataset"]), *word_problem_split(raw, data_dir))
+
+
 def _dataset_rows(raw: dict[str, Any], where: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train rows, held-out rows) of the recipe's ``dataset``."""
-    from icpo.wordproblems import chat_rows, load_word_problems, split_word_problems
+    from icpo.wordproblems import chat_rows
 
     dataset = str(raw["dataset"])
     if dataset in WORD_PROBLEM_DATASETS:
-        problems = load_word_problems(WORD_PROBLEM_DATASETS[dataset])
-        train, held_out = split_word_problems(
-            problems, raw.get("held_out_fraction", 0.2), raw.get("split_seed", 0)
-        )
-        if "num_train" in raw:
-            train = train[: raw["num_train"]]
+        train, held_out = word_problem_split(raw)
         return chat_rows(train), chat_rows(held_out)
     path = Path(dataset)
     if path.suffix != ".jsonl" and not path.exists():

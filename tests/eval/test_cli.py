@@ -11,6 +11,7 @@ import time
 
 from icpo.eval.cli import main
 from icpo.eval.harness import SAMPLES_FILE, read_samples
+from tests.conftest import REPO_ROOT
 
 
 def _command(model, data_dir, out_dir) -> list[str]:
@@ -299,3 +300,72 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(tiny_policy, tmp_path, capsys, 
         "icpo eval: interrupted; run the same command again to resume; finished work is kept."
     )
     assert "Traceback" not in err
+
+
+# --- prompts, a recipe's held-out split, the word-problem note, help -----------------------------------
+
+WORD_PROBLEM_RECIPE = REPO_ROOT / "recipes" / "smollm2_wordproblems_icpo.yaml"
+
+
+def test_a_recipes_split_is_evaluated_with_exactly_its_training_prompts(
+    tiny_policy, tmp_path, shared_benchmarks, monkeypatch
+):
+    from icpo.recipe import load_recipe, recipe_word_problems
+
+    monkeypatch.setenv("ICPO_BENCHMARKS_DIR", str(shared_benchmarks))
+    base = ["--model", str(tiny_policy), "--recipe", str(WORD_PROBLEM_RECIPE), "--limit", "3",
+            "--max-new-tokens", "2", "--no-progress"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "held-out")]) == 0
+    samples = read_samples(tmp_path / "held-out" / SAMPLES_FILE)
+    overrides = {"model": str(tiny_policy), "trainable_layers": 1}
+    held_out_rows = load_recipe(WORD_PROBLEM_RECIPE, overrides).held_out[:3]
+    assert {s["benchmark"] for s in samples} == {"wordproblems-held-out"}
+    # the tiny tokenizer has no chat template: the prompt is the user message and a newline
+    assert [s["prompt"] for s in samples] == [row["prompt"][0]["content"] + "\n" for row in held_out_rows]
+    assert [s["gold"] for s in samples] == [row["answer"] for row in held_out_rows]
+
+    assert main([*base, "--split", "train", "--out", str(tmp_path / "train")]) == 0
+    train_ids = {s["problem_id"] for s in read_samples(tmp_path / "train" / SAMPLES_FILE)}
+    _, _, held_out = recipe_word_problems(WORD_PROBLEM_RECIPE)
+    assert train_ids and not train_ids & {p.id for p in held_out}
+
+
+def test_prompt_template_and_system_prompt_reach_the_prompt_and_the_run_config(tiny_policy, tmp_path, capsys):
+    data = _toy_data(tmp_path / "data", count=1)
+    out = tmp_path / "out"
+    extra = ["--prompt-template", "Q: {question} A:", "--system-prompt", "Be brief."]
+    assert main(_toy_command(tiny_policy, data, out, *extra)) == 0
+    (sample,) = read_samples(out / SAMPLES_FILE)
+    assert sample["prompt"] == "Be brief.\n\nQ: What is 0+1? A:\n"
+    assert json.loads((out / "config.json").read_text())["prompt_template"] == "Q: {question} A:"
+    capsys.readouterr()
+    assert main(_toy_command(tiny_policy, data, out, "--prompt-template", "brief")) == 2
+    assert "other settings" in _one_error_line(capsys)
+
+
+def test_evaluating_a_word_problem_preset_says_it_holds_training_problems(tiny_policy, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mawps.jsonl").write_text(
+        json.dumps({"input": "Tom has 3 apples and gets 4. How many?", "target": 7.0}) + "\n"
+    )
+    assert main(_toy_command(tiny_policy, data, tmp_path / "out", "--benchmarks", "mawps")) == 0
+    assert "mawps includes the problems the word-problem recipes train on" in capsys.readouterr().err
+
+
+def test_help_wraps_between_words_and_explains_the_backend(monkeypatch, capsys):
+    import contextlib
+
+    from icpo.eval.benchmarks import PRESETS, PROMPT_TEMPLATES
+
+    monkeypatch.setenv("COLUMNS", "60")
+    with contextlib.suppress(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert set(PRESETS) | set(PROMPT_TEMPLATES) <= set(text.replace(",", " ").split())  # no name cut in two
+    assert "(default: None)" not in text
+    backend = " ".join(text[text.rindex("--backend") :].split())
+    assert (
+        "vllm (needs vLLM and a CUDA GPU); auto picks vllm when both are present, else transformers"
+        in backend
+    )

@@ -457,6 +457,17 @@ def load_benchmark(
     return problems
 
 
+def word_problem_benchmark(
+    problems: list[Any], template: str = "brief", system_prompt: str | None = None
+) -> list[Problem]:
+    """``icpo.wordproblems.WordProblem``s (a recipe's split) as number-graded problems in ``template``:
+    by default "brief", which gives exactly the user message the recipe trained with."""
+    return [
+        Problem(p.id, user_message(template, p.question, "number"), p.answer, "number", system=system_prompt)
+        for p in problems
+    ]
+
+
 def build_prompt(tokenizer: Any, question: str, system: str | None = None) -> str:
     """The model input for a user message (and a system message, if any): the tokenizer's chat template
     (the turns plus the generation prompt) when it has one, else the texts joined by blank lines and

@@ -1,4 +1,5 @@
-"""``icpo eval``: evaluate a checkpoint on benchmark presets (also ``python -m icpo.eval.cli``).
+"""``icpo eval``: evaluate a checkpoint on benchmark presets, or on a recipe's held-out split (also
+``python -m icpo.eval.cli``).
 
 Every argument is checked before anything is written or loaded (one ``icpo eval: error:`` line, exit
 2); the ``--out`` folder is then locked for the whole run (a second eval on it exits 2 naming the
@@ -8,33 +9,66 @@ holder's PID).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from icpo.command import checked_command
+from icpo.command import HelpFormatter, checked_command
 
 DEFAULT_BENCHMARKS = "math500"
 # 512 new tokens hold a step-by-step solution of a GSM8K/MATH-500 level problem from an instruct model
 # (most end well under 400) at half the cost of 1024; the summary's `truncated` share says when a
 # benchmark needs more.
 DEFAULT_MAX_NEW_TOKENS = 512
+DESCRIPTION = (
+    "Evaluate a model on benchmark presets and/or a training recipe's held-out split: k samples per problem, "
+    "graded by the rewards' graders, summarised as avg@k, pass@k and confidence metrics in --out."
+)
+
+
+SPLITS = ("held-out", "train")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from icpo.eval.benchmarks import DATA_DIR_ENV, PRESETS, default_data_dir
+    from icpo.eval.benchmarks import DATA_DIR_ENV, DEFAULT_TEMPLATE, PRESETS, PROMPT_TEMPLATES
 
     parser.add_argument(
         "--model", required=True, help="a Hugging Face model folder, a model preset, or a hub id when online"
     )
     parser.add_argument(
-        "--benchmarks", default=DEFAULT_BENCHMARKS, help=f"comma-separated presets: {','.join(PRESETS)}"
+        "--benchmarks",
+        default=None,
+        help=f"comma-separated presets, any of: {', '.join(PRESETS)} (default: {DEFAULT_BENCHMARKS}, or "
+        "none with --recipe). mawps, svamp and asdiv are also the word-problem recipes' training data",
+    )
+    parser.add_argument(
+        "--recipe",
+        default=None,
+        help="a word-problem training recipe (YAML): also evaluate its --split, made by the very code "
+        "`icpo train` splits with, as benchmark DATASET-SPLIT (e.g. wordproblems-held-out)",
+    )
+    parser.add_argument(
+        "--split", choices=SPLITS, default="held-out", help="which split of --recipe's dataset to evaluate"
+    )
+    parser.add_argument(
+        "--prompt-template",
+        default=None,
+        help=f"the user message: one of {', '.join(PROMPT_TEMPLATES)}, or a text containing {{question}} "
+        f"(and optionally {{instruction}}). Default: {DEFAULT_TEMPLATE} (the question, then 'reason step "
+        "by step ... \\boxed{}', or the letter/True-False instruction) for presets; brief (the recipes' "
+        "training prompt: 'Answer briefly and end with the final number.') for --recipe's split",
+    )
+    parser.add_argument(
+        "--system-prompt",
+        default=None,
+        help="a system message before the user message (default: none, as the recipes train; the chat "
+        "template may add its own default)",
     )
     parser.add_argument(
         "--data-dir",
-        default=str(default_data_dir()),
-        help=f"folder holding the benchmark files: ${DATA_DIR_ENV} when set, else ../shared/benchmarks "
-        "beside the repository, wherever you run from",
+        default=None,
+        help=f"folder holding the benchmark files (default: ${DATA_DIR_ENV} when set, else "
+        "../shared/benchmarks beside the repository checkout when it holds the file, else each preset's "
+        "Hugging Face Hub dataset; see docs/evaluation.md)",
     )
     parser.add_argument("--samples", type=int, default=1, help="k: samples per problem (avg@k, pass@k)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems of each benchmark")
@@ -55,32 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--top-p", type=float, default=1.0, help="nucleus sampling mass (with temperature > 0)"
     )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--backend", choices=("auto", "transformers", "vllm"), default="auto")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "transformers", "vllm"),
+        default="auto",
+        help="what generates: transformers (model.generate, CPU or GPU), vllm (needs vLLM and a CUDA GPU); "
+        "auto picks vllm when both are present, else transformers",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _check_model(model: str) -> None:
-    """A model is a folder that exists, or (online, or found in the hub cache) a hub id ``org/name``."""
-    from icpo.recipe import check_model_folder
-
-    path = Path(model).expanduser()
-    if path.exists():
-        check_model_folder(str(path))
-        return
-    looks_like_hub_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise ValueError(
-            f"model folder {model!r} does not exist (relative to {Path.cwd()}); give the path of a "
-            "Hugging Face model folder."
-        )
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        from huggingface_hub import try_to_load_from_cache
-
-        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
-            raise ValueError(
-                f"model {model!r} is neither a folder here (relative to {Path.cwd()}) nor a hub model in "
-                "the local cache, and HF_HUB_OFFLINE is set; give the path of a model folder."
-            )
 
 
 def _settings(args: argparse.Namespace):
@@ -99,14 +115,53 @@ def _run_config(args: argparse.Namespace) -> dict:
     folder = Path(args.model).expanduser()
     is_folder = args.model not in MODEL_PRESETS and folder.is_dir()
     identity = model_fingerprint(folder) if is_folder else str(args.model)
-    return {"model": identity, "model_path": str(args.model), "limit": args.limit}
+    prompts = {"prompt_template": args.prompt_template, "system_prompt": args.system_prompt}
+    recipe = {"recipe": str(Path(args.recipe).resolve()), "split": args.split} if args.recipe else {}
+    given = {key: value for key, value in {**prompts, **recipe}.items() if value is not None}
+    return {"model": identity, "model_path": str(args.model), "limit": args.limit, **given}
+
+
+def _benchmarks(args: argparse.Namespace) -> dict:
+    """The problems of every named preset and of the recipe's split, in their prompt templates; a note on
+    stderr for each preset the word-problem recipes also train on."""
+    from icpo.eval.benchmarks import (
+        DEFAULT_TEMPLATE,
+        WORD_PROBLEM_PRESETS,
+        load_benchmark,
+        word_problem_benchmark,
+    )
+    from icpo.recipe import recipe_word_problems
+
+    default = DEFAULT_BENCHMARKS if args.recipe is None else ""
+    names = [name.strip() for name in (args.benchmarks or default).split(",") if name.strip()]
+    if not names and args.recipe is None:
+        raise ValueError("--benchmarks is empty; name at least one preset (or a --recipe).")
+    template = args.prompt_template or DEFAULT_TEMPLATE
+    benchmarks = {
+        name: load_benchmark(
+            name, args.data_dir, limit=args.limit, template=template, system_prompt=args.system_prompt
+        )
+        for name in names
+    }
+    for name in sorted(set(names) & set(WORD_PROBLEM_PRESETS)):
+        print(
+            f"icpo eval: note: {name} includes the problems the word-problem recipes train on (80% of it); "
+            "evaluate only what a recipe held out with --recipe RECIPE.yaml",
+            file=sys.stderr,
+        )
+    if args.recipe is not None:
+        dataset, train, held_out = recipe_word_problems(Path(args.recipe), args.data_dir)
+        problems = held_out if args.split == "held-out" else train
+        benchmarks[f"{dataset}-{args.split}"] = word_problem_benchmark(
+            problems[: args.limit], args.prompt_template or "brief", args.system_prompt
+        )
+    return benchmarks
 
 
 def _load_inputs(args: argparse.Namespace) -> tuple[dict, dict]:
     """Check every argument, the model, the --out folder (its config.json and samples.jsonl) and every
     benchmark before any work; return the benchmarks and the run's model settings."""
     from icpo.command import check_output_folder
-    from icpo.eval.benchmarks import load_benchmark
     from icpo.eval.harness import (
         SAMPLES_FILE,
         check_arguments,
@@ -117,6 +172,7 @@ def _load_inputs(args: argparse.Namespace) -> tuple[dict, dict]:
     )
     from icpo.models import PRESETS as MODEL_PRESETS
     from icpo.models import check_preset_available
+    from icpo.recipe import check_model
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1 (or left out for every problem), got {args.limit}.")
@@ -124,15 +180,12 @@ def _load_inputs(args: argparse.Namespace) -> tuple[dict, dict]:
     if args.model in MODEL_PRESETS:  # built into its cache folder when the run starts
         check_preset_available(args.model)
     else:
-        _check_model(args.model)
+        check_model(args.model)
     out = check_output_folder(args.out)
     run_config = _run_config(args)
     check_config(out, config_of(args.samples, _settings(args), args.batch_size, args.seed, run_config))
     stored_samples(out / SAMPLES_FILE)  # a damaged or repeated sample is an error now, not an average later
-    names = [name.strip() for name in args.benchmarks.split(",") if name.strip()]
-    if not names:
-        raise ValueError("--benchmarks is empty; name at least one preset.")
-    benchmarks = {name: load_benchmark(name, args.data_dir, limit=args.limit) for name in names}
+    benchmarks = _benchmarks(args)
     check_problem_ids(benchmarks)
     return benchmarks, run_config
 
@@ -171,8 +224,9 @@ run = checked_command(_load_inputs, _evaluate)
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a model on benchmarks (avg@k, pass@k, confidence)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="evaluate a model on benchmarks or a recipe's held-out split (avg@k, pass@k, confidence)",
+        description=DESCRIPTION,
+        formatter_class=HelpFormatter,
     )
     add_arguments(parser)
     parser.set_defaults(run=run)
@@ -181,8 +235,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="icpo eval",
-        description="Evaluate a model on benchmark presets.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=DESCRIPTION,
+        formatter_class=HelpFormatter,
     )
     add_arguments(parser)
     parser.set_defaults(command="eval")
