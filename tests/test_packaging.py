@@ -127,3 +127,6 @@ def test_wheel_installs_into_a_clean_venv_and_the_command_runs(built_wheel, tmp_
     assert command.returncode == 0, command.stderr[-2000:]
     for name in ("demo", "compare", "train", "eval"):
         assert name in command.stdout
+    for launcher in ([str(env_dir / "bin" / "icpo")], [str(python), "-m", "icpo"]):
+        version = subprocess.run([*launcher, "--version"], capture_output=True, text=True, timeout=120)
+        assert version.returncode == 0 and version.stdout.strip() == f"icpo {versions[0]}", version

@@ -1,4 +1,4 @@
-"""The ``icpo`` command line: ``icpo demo | compare | train | eval``.
+"""The ``icpo`` command line: ``icpo demo | compare | train | eval`` (also ``python -m icpo``), ``icpo --version``.
 
 Each command lives in the module that owns its idea; that module exposes ``register(subparsers)``
 (adds its sub-commands, each with ``set_defaults(run=callable)``) and keeps heavy imports inside
@@ -17,7 +17,10 @@ COMMAND_MODULES = ("icpo.study_cli", "icpo.recipe", "icpo.eval.cli")
 
 
 def build_parser() -> OneLineParser:
+    from icpo import __version__
+
     parser = OneLineParser(prog="icpo", description="ICPO for RL with verifiable rewards.")
+    parser.add_argument("--version", action="version", version=f"icpo {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)

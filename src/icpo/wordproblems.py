@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-INSTRUCTION = "Answer briefly and end with the final number."
+from icpo.eval.benchmarks import BRIEF_INSTRUCTION, preset_records, user_message
+
+INSTRUCTION = BRIEF_INSTRUCTION
 _LEADING_NUMBER = re.compile(r"^\s*(-?\d[\d,]*(?:\.\d+)?)(?=\s|\(|$)")
 
 
@@ -62,8 +64,6 @@ SOURCES: dict[str, Callable[[dict[str, Any]], tuple[str, str] | None]] = {
 def load_word_problems(sources: list[str], data_dir: str | Path | None = None) -> list[WordProblem]:
     """The problems of the named sources, in record order (``data_dir`` and the Hub fallback as in
     ``icpo.eval.benchmarks.preset_records``); ASDiv answers that are not a number are skipped."""
-    from icpo.eval.benchmarks import preset_records
-
     problems = []
     for source in sources:
         if source not in SOURCES:
@@ -102,8 +102,8 @@ def split_word_problems(
 
 
 def chat_prompt(question: str) -> list[dict[str, str]]:
-    """One user turn: the question followed by ``INSTRUCTION``."""
-    return [{"role": "user", "content": f"{question} {INSTRUCTION}"}]
+    """One user turn: the question in the "brief" prompt template (followed by ``INSTRUCTION``)."""
+    return [{"role": "user", "content": user_message("brief", question, "number")}]
 
 
 def chat_rows(problems: list[WordProblem]) -> list[dict[str, Any]]:

@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from icpo.rewards import CHOICE_LETTERS, gold_answer, gold_text, last_boxed
-from icpo.wordproblems import INSTRUCTION as WORD_PROBLEM_INSTRUCTION
 
 DATA_DIR_ENV = "ICPO_BENCHMARKS_DIR"
 REPOSITORY_ROOT = Path(__file__).resolve().parents[3]  # src/icpo/eval/benchmarks.py -> the checkout
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 BOOLEAN_INSTRUCTION = "Answer True or False, and put your final answer within \\boxed{}."
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option, for example: The answer is (C)."
+BRIEF_INSTRUCTION = "Answer briefly and end with the final number."  # the word-problem recipes' prompt
 
 
 # The answer instruction each grader's problems get under the default template.
@@ -50,7 +50,7 @@ INSTRUCTIONS = {
 DEFAULT_TEMPLATE = "step-by-step"
 PROMPT_TEMPLATES = {
     DEFAULT_TEMPLATE: "{question}\n\n{instruction}",
-    "brief": "{question} " + WORD_PROBLEM_INSTRUCTION,
+    "brief": "{question} " + BRIEF_INSTRUCTION,
     "question-only": "{question}",
 }
 
