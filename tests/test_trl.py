@@ -377,3 +377,37 @@ def test_undefined_metrics_reach_no_logging_backend(tiny_policy, tmp_path):
     seen = [entry for entry in seen_by_user.logs if "reward" in entry]
     assert len(seen) == 2 and all(None not in entry.values() for entry in seen)
     assert all("icpo/within_group_auroc" not in entry and "icpo/confidence_mean" in entry for entry in seen)
+
+
+def test_a_default_config_warns_nothing_and_keeps_trls_checkpointing_default(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = ICPOConfig(**config_kwargs(tmp_path))
+        reference = GRPOConfig(**config_kwargs(tmp_path))
+    grpo_warnings = [w for w in caught if issubclass(w.category, FutureWarning)]
+    assert len(grpo_warnings) == 1 and "gradient_checkpointing" in str(grpo_warnings[0].message)  # TRL's own
+    assert (config.activation_checkpointing, config.gradient_checkpointing) == (
+        reference.activation_checkpointing,
+        reference.gradient_checkpointing,
+    )
+    with pytest.warns(FutureWarning, match="gradient_checkpointing"):  # the old name: warned and obeyed
+        assert (
+            ICPOConfig(**config_kwargs(tmp_path), gradient_checkpointing=False).activation_checkpointing
+            is False
+        )
+
+
+def test_the_model_card_names_icpo_and_cites_its_paper(tiny_policy, tmp_path):
+    trainer = ICPOTrainer(
+        model=str(tiny_policy),
+        reward_funcs=digit_reward,
+        args=ICPOConfig(**config_kwargs(tmp_path)),
+        train_dataset=prompt_dataset(),
+    )
+    trainer.create_model_card(model_name="my-policy")
+    card = (tmp_path / "README.md").read_text()
+    assert "trained with ICPO, a method introduced in" in card and "papers/2511.21005" in card
+    assert "Intrinsic Confidence-Driven Group Relative Preference Optimization" in card
+    assert "trained with GRPO" not in card and "- icpo" in card

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import textwrap
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -93,6 +94,15 @@ class ICPOConfig(GRPOConfig):
     except ``multi_objective_aggregation``, which must stay ``sum_then_normalize``.
     """
 
+    # TRL's base config gives checkpointing its default (True) through the deprecated alias
+    # ``gradient_checkpointing``, so transformers warns (FutureWarning) on every config built. Here the alias
+    # defaults to None and __post_init__ gives the same default through the current name, so only a caller
+    # who sets the old name is warned (and is still obeyed).
+    gradient_checkpointing: bool | None = field(
+        default=None,
+        metadata={"help": "Deprecated alias of activation_checkpointing (default True, as TRL's)."},
+    )
+
     @classmethod
     def from_options(cls, options: ICPOOptions, **kwargs: Any) -> ICPOConfig:
         """A config with ``options`` as its ICPO options and ``kwargs`` as its other (GRPOConfig) options."""
@@ -104,6 +114,8 @@ class ICPOConfig(GRPOConfig):
         return ICPOOptions(**{name: getattr(self, field_name) for name, field_name in CONFIG_FIELDS.items()})
 
     def __post_init__(self):
+        if self.activation_checkpointing is None and self.gradient_checkpointing is None:
+            self.activation_checkpointing = True  # TRL's default
         super().__post_init__()
         self.icpo_options.validate(CONFIG_FIELDS.__getitem__)
         if self.multi_objective_aggregation != "sum_then_normalize":
@@ -130,6 +142,18 @@ class ICPOTrainer(GRPOTrainer):
     """``GRPOTrainer`` whose advantages are ICPO's. Takes exactly ``GRPOTrainer``'s arguments."""
 
     _tag_names = ["trl", "grpo", "icpo"]
+    _name = "ICPO"  # the saved model card names the method and cites its paper (TRL's own mechanism)
+    _paper = {
+        "title": "Intrinsic Confidence-Driven Group Relative Preference Optimization",
+        "id": "2511.21005",
+        "citation": textwrap.dedent("""\
+            @misc{icpo2025,
+                title         = {{Intrinsic Confidence-Driven Group Relative Preference Optimization}},
+                year          = 2025,
+                eprint        = {2511.21005},
+                archivePrefix = {arXiv},
+            }"""),
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
