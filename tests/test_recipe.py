@@ -216,7 +216,7 @@ def test_resume_without_a_checkpoint_is_one_line(tmp_path, icpo_fails):
     line = icpo_fails(
         "train", "--config", str(write_recipe(tmp_path / "r.yaml")), "--resume_from_checkpoint", "true"
     )
-    assert "holds no checkpoint-N folder" in line
+    assert "holds no complete checkpoint-N folder" in line
     line = icpo_fails(
         "train", "--config", str(write_recipe(tmp_path / "r.yaml")), "--resume_from_checkpoint", str(tmp_path)
     )
@@ -242,3 +242,155 @@ def test_a_killed_run_keeps_the_steps_logged_before_the_kill(tmp_path, tiny_poli
     with pytest.raises(KeyboardInterrupt):
         run_recipe(load_recipe(short_run_recipe(tmp_path, tiny_policy, max_steps=4)))
     assert [entry["step"] for entry in logged_steps(tmp_path / "out")] == [1, 2]
+
+
+def test_a_finished_run_is_never_overwritten_by_a_rerun(tmp_path, tiny_policy, icpo_fails):
+    """A finished run rerun with other settings, or as it was, is refused in one line and left whole; its
+    weights follow the umask."""
+    import os
+
+    import icpo.cli
+
+    out = tmp_path / "out"
+    recipe = str(short_run_recipe(tmp_path, tiny_policy, max_steps=2, save_strategy="steps", save_steps=1))
+    previous = os.umask(0o022)
+    try:
+        assert icpo.cli.main(["train", "--config", recipe]) == 0
+    finally:
+        os.umask(previous)
+    assert (out / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    assert (out / "checkpoint-2" / "model.safetensors").stat().st_mode & 0o777 == 0o644
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    line = icpo_fails("train", "--config", recipe, "--max_steps", "1", "--learning_rate", "1e-3")
+    assert "holds a run with other settings" in line and "'learning_rate'" in line and "'max_steps'" in line
+    assert "another output_dir or delete" in line
+    line = icpo_fails("train", "--config", recipe)
+    assert "holds a finished run of this recipe" in line and "--resume_from_checkpoint true" in line
+    line = icpo_fails(
+        "train", "--config", recipe, "--resume_from_checkpoint", "true", "--max_steps", "3",
+        "--learning_rate", "1e-3",
+    )  # fmt: skip
+    assert (
+        "other settings {'learning_rate': (1e-06, 0.001)}" in line and "may change only max_steps" in line
+    ), line
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+
+    (out / "icpo_recipe.json").unlink()  # a run made before settings were recorded
+    assert "whose settings were not recorded" in icpo_fails("train", "--config", recipe)
+
+
+def test_resume_passes_over_a_half_written_checkpoint_and_names_it(tmp_path, tiny_policy, icpo_fails, capsys):
+    import icpo.cli
+
+    out = tmp_path / "out"
+    recipe = short_run_recipe(tmp_path, tiny_policy, max_steps=3, save_strategy="steps", save_steps=1)
+    assert icpo.cli.main(["train", "--config", str(recipe)]) == 0
+    (out / "checkpoint-3" / "trainer_state.json").unlink()  # a save cut short by a full disk
+    weights = out / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # a truncated copy
+    capsys.readouterr()
+    loaded = load_recipe(recipe, {"resume_from_checkpoint": True, "max_steps": 4})
+    assert loaded.config.resume_from_checkpoint == str(out / "checkpoint-1")
+    notes = capsys.readouterr().err.splitlines()
+    assert (
+        len(notes) == 2 and "passing over" in notes[0] and "checkpoint-3: no trainer_state.json" in notes[0]
+    )
+    assert "checkpoint-2: model.safetensors is cut short" in notes[1]
+    (out / "checkpoint-1" / "trainer_state.json").write_text("{garbage")
+    line = icpo_fails("train", "--config", str(recipe), "--resume_from_checkpoint", str(out / "checkpoint-1"))
+    assert "trainer_state.json is damaged" in line
+    line = icpo_fails(
+        "train", "--config", str(recipe), "--resume_from_checkpoint", "true", "--max_steps", "4"
+    )
+    assert "holds no complete checkpoint-N folder (checkpoint-3: no trainer_state.json" in line
+
+
+def test_a_training_set_smaller_than_one_step_is_refused(tmp_path, tiny_policy, icpo_fails):
+    from datasets import Dataset
+
+    from icpo.trl import ICPOConfig, ICPOTrainer
+
+    recipe = dataset_recipe(
+        tmp_path, ['{"prompt": "1+1=", "answer": "2"}'], model=str(tiny_policy), num_generations=4,
+        per_device_train_batch_size=8,
+    )  # fmt: skip
+    line = icpo_fails("train", "--config", str(recipe))
+    assert "the training set has 1 prompt(s), fewer than one step draws (2" in line and str(recipe) in line
+    assert not (tmp_path / "out").exists()
+    config = ICPOConfig(
+        output_dir=str(tmp_path / "api"), per_device_train_batch_size=8, num_generations=4, use_cpu=True,
+        report_to=[],
+    )  # fmt: skip
+    for prompts in ([], [{"prompt": "1+1="}]):
+        with pytest.raises(ValueError, match="fewer than one step draws"):
+            ICPOTrainer(
+                model=str(tiny_policy), reward_funcs=lambda completions, **_: [0.0] * len(completions),
+                args=config, train_dataset=Dataset.from_list(prompts) if prompts else Dataset.from_dict({"prompt": []}),
+            )  # fmt: skip
+
+
+def test_bad_models_folders_and_values_are_one_line_before_any_work(
+    tmp_path, tiny_policy, icpo_fails, monkeypatch
+):
+    import shutil
+
+    no_weights = shutil.copytree(tiny_policy, tmp_path / "no-weights")
+    (no_weights / "model.safetensors").unlink()
+    (tmp_path / "data-folder.jsonl").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        ({"model": str(no_weights)}, "has no weights"),
+        ({"model": "no-such-model"}, "model folder 'no-such-model' does not exist"),
+        ({"model": "runs/no-such-model"}, "is neither a folder here"),
+        ({"trainable_layers": 3}, "trainable_layers: 3, but the model has 2 decoder layers"),
+        ({"model": str(tiny_policy), "trainable_layers": 5}, "the model has 2 decoder layers"),
+        ({"learning_rate": -1e-4}, "learning_rate must be >= 0"),
+        ({"output_dir": ""}, "output_dir is empty"),
+        ({"num_generations": 3, "per_device_train_batch_size": 8}, "must be divisible by num_generations"),
+    ]
+    for keys, message in cases:
+        line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "bad.yaml", **keys)))
+        assert message in line and str(tmp_path / "bad.yaml") in line, (keys, line)
+    recipe = dataset_recipe(tmp_path, [], model=str(tiny_policy))
+    recipe.write_text(
+        recipe.read_text().replace(str(tmp_path / "rows.jsonl"), str(tmp_path / "data-folder.jsonl"))
+    )
+    assert "is a folder; give a JSONL file" in icpo_fails("train", "--config", str(recipe))
+    line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "ok.yaml")), "--learning_rte", "1e-5")
+    assert line.startswith("icpo train: error: --learning_rte (on the command line): unknown key")
+    line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "ok.yaml")), "--max_steps", "abc")
+    assert "--max_steps (on the command line): max_steps: 'abc' is not an int" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["no-weights", "data-folder.jsonl", "bad.yaml", "rows.jsonl", "r.yaml", "ok.yaml"]
+    )
+
+
+def test_a_config_error_is_one_line_naming_the_recipe_without_library_warnings(tmp_path):
+    import subprocess
+    import sys
+
+    recipe = write_recipe(tmp_path / "bad.yaml", num_generations=3, per_device_train_batch_size=8)
+    result = subprocess.run(
+        [sys.executable, "-m", "icpo.cli", "train", "--config", str(recipe)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"icpo train: error: {recipe}: generation_batch_size (8) must be divisible by num_generations (3)."
+    ]
+
+
+def test_ctrl_c_in_train_says_how_to_resume(tmp_path, tiny_policy, capsys, monkeypatch):
+    import icpo.cli
+    from icpo import recipe as recipe_module
+
+    def interrupted(recipe):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(recipe_module, "run_recipe", interrupted)
+    assert icpo.cli.main(["train", "--config", str(short_run_recipe(tmp_path, tiny_policy))]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "icpo train: interrupted; rerun it with --resume_from_checkpoint true to continue from its newest "
+        "checkpoint (save_strategy: steps saves them), or as it was to start again."
+    ]

@@ -16,9 +16,16 @@ meaning, plus these keys of the recipe itself:
 - ``reward_noise``: flip each reward with this probability (0 by default);
 - ``trainable_layers``: train only the top N decoder layers (and the final norm); all when absent.
 
-``resume_from_checkpoint`` is read as TRL's scripts read it: ``true`` continues from the newest
-``checkpoint-N`` folder of ``output_dir`` (a run leaves them with ``save_strategy: steps``), or give the
-folder itself.
+``resume_from_checkpoint`` is read as TRL's scripts read it: ``true`` continues from the newest complete
+``checkpoint-N`` folder of ``output_dir`` (a run leaves them with ``save_strategy: steps``; a newer one cut
+short, e.g. by a full disk, is named in one line and passed over), or give the folder itself.
+
+One output_dir holds one run: its settings are recorded in ``output_dir/icpo_recipe.json``. A rerun with
+other settings is refused, and so is a rerun of a finished run without ``resume_from_checkpoint`` (pass
+another output_dir, or delete it, to start afresh). A resumed run keeps its recorded settings, except that
+``max_steps`` (or ``num_train_epochs``) may change to train on; any other override is refused, not silently
+lost to the checkpoint's optimiser and scheduler state. Keys that only change what is logged or where
+(``NOT_COMPARED``) may always change.
 
 A flag ``--KEY VALUE`` after ``--config`` overrides KEY of the file (values read as YAML: ``--report_to
 []``). Not ``HfArgumentParser``/``TrlParser``: they hand the file's values to the dataclass unchecked
@@ -38,11 +45,19 @@ import os
 import sys
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from icpo.runfolder import FolderInUse, locked_folder, numbered_jsonl, write_atomically
+from icpo.runfolder import (
+    FolderInUse,
+    follow_umask,
+    locked_folder,
+    numbered_jsonl,
+    write_atomically,
+    write_json_atomically,
+)
 
 RECIPE_KEYS = (
     "model",
@@ -78,6 +93,7 @@ class Recipe:
     difficulty: int = 2
     held_out: list[dict[str, Any]] = field(default_factory=list)  # word-problem presets only
     trainable_layers: int | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # what output_dir/icpo_recipe.json records
 
 
 def reward_registry() -> dict[str, Any]:
@@ -91,24 +107,67 @@ def reward_registry() -> dict[str, Any]:
     return registry
 
 
-def _unknown_key_message(key: str, known: list[str], path: Path) -> str:
+def _unknown_key_message(key: str, known: list[str], where: str) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else "; see ICPOConfig's fields or the keys in recipes/."
-    return f"{path}: unknown key {key!r} (not an ICPOConfig option nor a recipe key){hint}"
+    return f"{where}: unknown key {key!r} (not an ICPOConfig option nor a recipe key){hint}"
 
 
 def check_model_folder(model: str) -> None:
-    """Raise a ValueError unless ``model`` is a folder holding a tokenizer (what from_pretrained needs)."""
+    """Raise a ValueError unless ``model`` is a folder holding a config, weights and a tokenizer (what
+    from_pretrained needs)."""
+    from icpo.models import WEIGHT_PATTERNS
+
     folder = Path(model)
     if folder.is_file():
         raise ValueError(f"model {model!r} is a file; give the model's folder (the one holding config.json).")
     if not folder.is_dir():
         raise ValueError(f"model folder {model!r} does not exist; give a Hugging Face model folder.")
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"model folder {model!r} has no config.json; give a folder save_pretrained wrote.")
+    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+        raise ValueError(
+            f"model folder {model!r} has no weights ({', '.join(WEIGHT_PATTERNS)}); give a folder "
+            "save_pretrained wrote (a checkpoint-N folder of a run holds them too)."
+        )
     if not any((folder / name).exists() for name in TOKENIZER_FILES):
         raise ValueError(
             f"model folder {model!r} has no tokenizer ({' or '.join(TOKENIZER_FILES)}); "
             "save one there with tokenizer.save_pretrained(folder)."
         )
+
+
+def check_model(model: str) -> None:
+    """A model is a folder that exists (``check_model_folder``), or a hub id ``org/name``: with
+    HF_HUB_OFFLINE set, one found in the local hub cache. Raises a one-line ValueError otherwise."""
+    path = Path(model).expanduser()
+    if path.exists():
+        check_model_folder(str(path))
+        return
+    looks_like_hub_id = model.count("/") == 1 and not model.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        raise ValueError(
+            f"model folder {model!r} does not exist (relative to {Path.cwd()}); give the path of a "
+            "Hugging Face model folder."
+        )
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json"), str):
+            raise ValueError(
+                f"model {model!r} is neither a folder here (relative to {Path.cwd()}) nor a hub model in "
+                "the local cache, and HF_HUB_OFFLINE is set; give the path of a model folder."
+            )
+
+
+def _layer_count(model: str) -> int | None:
+    """The decoder layer count in a model folder's config.json (None when there is no folder to read)."""
+    path = Path(model).expanduser() / "config.json"
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config = config.get("text_config", config)  # multimodal configs nest the language model's
+    return config.get("num_hidden_layers")
 
 
 def _is_chat(prompt: Any) -> bool:
@@ -122,6 +181,8 @@ def _is_chat(prompt: Any) -> bool:
 def read_dataset_rows(path: Path, answer_field: str) -> list[dict[str, Any]]:
     """Rows of a JSONL file as {prompt, answer}: a text prompt stays text, a list of chat messages
     (``{"role", "content"}``) stays a chat prompt; raises naming the file and line of the first bad row."""
+    if path.is_dir():
+        raise ValueError(f"dataset {str(path)!r} is a folder; give a JSONL file (one JSON object a line).")
     if not path.is_file():
         raise ValueError(f"dataset file {str(path)!r} does not exist.")
     rows = []
@@ -304,44 +365,129 @@ def _dataset_rows(raw: dict[str, Any], where: str) -> tuple[list[dict[str, Any]]
     return read_dataset_rows(path, raw.get("answer_field", "answer")), []
 
 
-def _check_output_dir(output_dir: str, where: str) -> None:
-    path = Path(output_dir)
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise ValueError(
-            f"{where}: output_dir {output_dir!r}: {str(existing)!r} is a file; choose a folder path."
-        )
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def _checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be resumed from (None when it is a complete checkpoint): the trainer writes
+    trainer_state.json last, so a save cut short lacks it; its weights must be whole too."""
+    from icpo.models import check_safetensors
+
+    state = folder / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json (its save was cut short)"
+    try:
+        step = json.loads(state.read_text(encoding="utf-8")).get("global_step")
+    except (ValueError, AttributeError):
+        step = None
+    if not isinstance(step, int):
+        return "its trainer_state.json is damaged (not JSON with a global_step)"
+    weights = list(folder.glob("*.safetensors"))
+    if not weights and not any(folder.glob("*.bin")):
+        return "no weights"
+    for path in weights:
+        try:
+            check_safetensors(path)
+        except ValueError:
+            return f"{path.name} is cut short or damaged"
+    return None
 
 
 def _checkpoint_to_resume(value: Any, output_dir: str, where: str) -> str | None:
-    """``resume_from_checkpoint`` as TRL's scripts read it: true = the newest ``checkpoint-N`` folder of
-    ``output_dir``, false/absent = none, otherwise a checkpoint folder that must exist."""
-    from transformers.trainer_utils import get_last_checkpoint
-
+    """``resume_from_checkpoint`` as TRL's scripts read it: true = the newest complete ``checkpoint-N``
+    folder of ``output_dir`` (each newer, broken one named in one line on stderr), false/absent = none,
+    otherwise a checkpoint folder that must be complete."""
     if value is None or str(value).lower() == "false":
         return None
-    if str(value).lower() == "true":
-        newest = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
-        if newest is None:
+    if str(value).lower() != "true":
+        problem = _checkpoint_problem(Path(value)) if Path(value).is_dir() else "no such folder"
+        if problem:
             raise ValueError(
-                f"{where}: resume_from_checkpoint: true, but {output_dir} holds no checkpoint-N folder; "
-                "remove the key to start afresh (a run leaves checkpoints with save_strategy: steps)."
+                f"{where}: resume_from_checkpoint: {value!r} is not a checkpoint folder to resume ({problem}); "
+                "give a complete checkpoint-N folder, or true for the newest one in output_dir."
             )
-        return newest
-    if not (Path(value) / "trainer_state.json").is_file():
+        return str(value)
+    folder = Path(output_dir)
+    numbered = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if p.name[len(CHECKPOINT_PREFIX) :].isdigit()]
+    broken = []
+    for checkpoint in sorted(numbered, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]), reverse=True):
+        problem = _checkpoint_problem(checkpoint)
+        if problem is None:
+            for name, why in broken:
+                print(f"icpo train: passing over {name}: {why}; resuming from {checkpoint}.", file=sys.stderr)
+            return str(checkpoint)
+        broken.append((checkpoint, problem))
+    found = f" ({'; '.join(f'{name.name}: {why}' for name, why in broken)})" if broken else ""
+    raise ValueError(
+        f"{where}: resume_from_checkpoint: true, but {output_dir} holds no complete checkpoint-N folder{found}; "
+        "remove the key to start afresh (a run leaves checkpoints with save_strategy: steps)."
+    )
+
+
+RUN_RECORD = "icpo_recipe.json"
+# Keys a rerun may always change: where and how progress is reported, never what is trained.
+NOT_COMPARED = (
+    "output_dir",
+    "resume_from_checkpoint",
+    "report_to",
+    "logging_dir",
+    "run_name",
+    "disable_tqdm",
+)
+# Keys a resumed run may change: how long it trains on.
+RESUME_MAY_CHANGE = ("max_steps", "num_train_epochs")
+METRICS_FILE = "metrics.jsonl"
+RUN_OUTPUTS = (METRICS_FILE, "model.safetensors", "trainer_state.json")
+
+
+def _check_previous_run(output_dir: Path, settings: dict[str, Any], resuming: bool, where: str) -> None:
+    """Refuse (one-line ValueError) a run that would overwrite or mix with the run ``output_dir`` holds:
+    one with other settings (a resumed run may change ``RESUME_MAY_CHANGE``), a finished one rerun without
+    resuming, or run files whose settings were not recorded."""
+    record_path = output_dir / RUN_RECORD
+    afresh = f"to start afresh, give another output_dir or delete {output_dir}"
+    if not record_path.exists():
+        used = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
+        used += [p.name for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*")]
+        if used:
+            raise ValueError(
+                f"{where}: output_dir {output_dir} holds a training run ({', '.join(sorted(used)[:3])}) whose "
+                f"settings were not recorded ({RUN_RECORD}); {afresh}."
+            )
+        return
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        previous, finished = record["settings"], record["finished"]
+        if not isinstance(previous, dict) or not isinstance(finished, bool):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{record_path} is damaged (not the run record icpo writes); {afresh}.") from None
+    free = NOT_COMPARED + (RESUME_MAY_CHANGE if resuming else ())
+    changed = {
+        key: (previous.get(key), settings.get(key))
+        for key in sorted({*previous, *settings} - set(free))
+        if previous.get(key) != settings.get(key)
+    }
+    if changed:
+        allowed = f" (a resumed run may change only {' and '.join(RESUME_MAY_CHANGE)})" if resuming else ""
         raise ValueError(
-            f"{where}: resume_from_checkpoint: {value!r} is not a checkpoint folder (no trainer_state.json); "
-            "give a checkpoint-N folder, or true for the newest one in output_dir."
+            f"{where}: output_dir {output_dir} holds a run with other settings {changed} (old, new){allowed}; "
+            f"rerun with its settings, or {afresh}."
         )
-    return str(value)
+    if finished and not resuming:
+        raise ValueError(
+            f"{where}: output_dir {output_dir} holds a finished run of this recipe; to train it further pass "
+            f"--resume_from_checkpoint true and a larger --max_steps, or {afresh}."
+        )
 
 
 def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Parse and check a YAML recipe (``overrides`` replace its keys); nothing is trained or written here."""
     import yaml
 
+    from icpo.command import check_output_folder
     from icpo.models import PRESETS as MODEL_PRESETS
-    from icpo.models import check_preset_available
+    from icpo.models import check_preset_available, preset_folder
     from icpo.tasks import check_difficulty, get_task, rl_rows, train_test_problems
     from icpo.trl import ICPOConfig
 
@@ -353,16 +499,18 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
         raise ValueError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a recipe is a mapping of keys to values, got {type(raw).__name__}.")
-    raw = {**raw, **(overrides or {})}
+    overrides = overrides or {}
+    raw = {**raw, **overrides}
     where = str(path)
     hints = typing.get_type_hints(ICPOConfig)
     config_keys = [f.name for f in fields(ICPOConfig) if f.init]
     for key in raw:
+        source = f"--{key} (on the command line)" if key in overrides else where
         if key not in config_keys and key not in RECIPE_KEYS:
-            raise ValueError(_unknown_key_message(key, [*config_keys, *RECIPE_KEYS], path))
+            raise ValueError(_unknown_key_message(key, [*config_keys, *RECIPE_KEYS], source))
         annotation = hints[key] if key in config_keys else RECIPE_TYPES.get(key)
         if annotation is not None:
-            raw[key] = checked_value(where, key, raw[key], annotation)
+            raw[key] = checked_value(source, key, raw[key], annotation)
     if "model" not in raw:
         raise ValueError(f"{path}: missing key 'model' (a Hugging Face folder, a preset, or 'tiny').")
     if ("task" in raw) == ("dataset" in raw):
@@ -375,9 +523,9 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
         )
     if raw.get("trainable_layers", 1) < 1:
         raise ValueError(f"{path}: trainable_layers must be at least 1; remove the key to train every layer.")
-    _check_output_dir(str(raw.get("output_dir", "trainer_output")), where)
+    output_dir = check_output_folder(str(raw.get("output_dir", "trainer_output")), f"{where}: output_dir")
     raw["resume_from_checkpoint"] = _checkpoint_to_resume(
-        raw.get("resume_from_checkpoint"), str(raw.get("output_dir", "trainer_output")), where
+        raw.get("resume_from_checkpoint"), str(output_dir), where
     )
 
     task, difficulty = raw.get("task"), raw.get("difficulty", 2)
@@ -395,11 +543,31 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
             raise ValueError(f"{path}: model 'tiny' is warmed up on a synthetic task; add a 'task' key.")
     elif model in MODEL_PRESETS:
         check_preset_available(model)
-    elif Path(model).exists() or Path(model).is_absolute() or model.startswith("."):
-        check_model_folder(model)
+    else:
+        try:
+            check_model(model)
+        except ValueError as error:
+            raise ValueError(f"{where}: model: {error}") from None
 
     reward_names = _reward_names(raw, task, reward_registry(), where)
-    config = ICPOConfig(**{k: v for k, v in raw.items() if k in config_keys})
+    with warnings.catch_warnings(record=True) as caught:  # shown only when the config is valid
+        warnings.simplefilter("always")
+        try:
+            config = ICPOConfig(**{k: v for k, v in raw.items() if k in config_keys})
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{where}: {' '.join(str(error).split())}") from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    try:
+        config.check_training_prompts(len(rows))
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    # Every setting in force: the recipe's own keys as written (the rewards as resolved) and every
+    # ICPOConfig field, defaults included, so leaving a key out and writing its default are the same run.
+    settings = {key: raw[key] for key in RECIPE_KEYS if key in raw} | {"reward_funcs": list(reward_names)}
+    settings = json.loads(json.dumps({**settings, **config.to_dict()}, default=str))  # as the file reads back
+    settings.pop("resume_from_checkpoint")
+    _check_previous_run(output_dir, settings, config.resume_from_checkpoint is not None, where)
     recipe = Recipe(
         model=model,
         config=config,
@@ -410,12 +578,23 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
         difficulty=difficulty,
         held_out=held_out,
         trainable_layers=raw.get("trainable_layers"),
+        settings=settings,
     )
+    layers = (
+        _tiny_warm_up_plan(recipe)[1].num_layers
+        if model == "tiny"
+        else _layer_count(preset_folder(model) if model in MODEL_PRESETS else model)
+    )
+    if recipe.trainable_layers is not None and layers is not None and recipe.trainable_layers > layers:
+        raise ValueError(
+            f"{where}: trainable_layers: {recipe.trainable_layers}, but the model has {layers} decoder layers; "
+            "give at most that, or remove the key to train every layer."
+        )
     if model == "tiny" and launched_processes() > 1:
         from icpo.warmup import check_reusable
 
-        warmup_dir, settings, _ = _tiny_warm_up_plan(recipe)
-        if not check_reusable(warmup_dir, settings):
+        warmup_dir, warm_up_settings, _ = _tiny_warm_up_plan(recipe)
+        if not check_reusable(warmup_dir, warm_up_settings):
             raise ValueError(
                 f"{path}: model 'tiny' is warmed up by a single process, and this launch has "
                 f"{launched_processes()}. Run the recipe once without `accelerate launch` (it warms up into "
@@ -447,22 +626,24 @@ def _tiny_warm_up_plan(recipe: Recipe) -> tuple[Path, Any, list[Any]]:
     return Path(recipe.config.output_dir) / "warmup", settings, problems
 
 
-METRICS_FILE = "metrics.jsonl"
-
-
 def _step_logs(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The per-step entries of a trainer's log history (the final summary entry has no reward)."""
     return [entry for entry in log_history if "reward" in entry]
 
 
-def _metrics_file_callback(path: Path) -> Any:
-    """A TrainerCallback that keeps ``path`` up to date on the first process, so a killed run keeps every
-    step logged before the kill: at the start the file is rewritten (atomically) from the trainer's log
-    history, which on a resumed run ends at its checkpoint; then each step's entry is appended as it is
-    logged."""
+def _run_files_callback(path: Path) -> Any:
+    """A TrainerCallback that keeps the metrics file ``path`` up to date on the first process, so a killed
+    run keeps every step logged before the kill: at the start the file is rewritten (atomically) from the
+    trainer's log history, which on a resumed run ends at its checkpoint; then each step's entry is
+    appended as it is logged. Each checkpoint's weights get the umask's mode (safetensors writes 0600)."""
     from transformers import TrainerCallback
 
-    class MetricsFile(TrainerCallback):
+    class RunFiles(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                checkpoint = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+                follow_umask(*checkpoint.glob("*.safetensors"))
+
         def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
                 lines = "".join(json.dumps(entry) + "\n" for entry in _step_logs(state.log_history))
@@ -473,12 +654,13 @@ def _metrics_file_callback(path: Path) -> Any:
                 with path.open("a") as handle:
                     handle.write(json.dumps(state.log_history[-1]) + "\n")
 
-    return MetricsFile()
+    return RunFiles()
 
 
 def run_recipe(recipe: Recipe) -> dict[str, Any]:
     """Train as the recipe says, save the policy to ``output_dir`` (locked for the run) with every logged
-    step in ``output_dir/metrics.jsonl`` (rewritten after each log, so a killed run keeps its steps);
+    step in ``output_dir/metrics.jsonl`` (rewritten after each log, so a killed run keeps its steps) and
+    the recipe's settings in ``output_dir/icpo_recipe.json`` (marked finished once the policy is saved);
     return the final step's metrics.
 
     Under ``accelerate launch`` each process calls this: the first holds the lock and writes the files, and
@@ -512,10 +694,15 @@ def run_recipe(recipe: Recipe) -> dict[str, Any]:
             args=recipe.config,
             train_dataset=Dataset.from_list(recipe.rows),
             processing_class=AutoTokenizer.from_pretrained(model_path),
-            callbacks=[_metrics_file_callback(output_dir / METRICS_FILE)],
+            callbacks=[_run_files_callback(output_dir / METRICS_FILE)],
         )
+        if _is_first_process():
+            write_json_atomically(output_dir / RUN_RECORD, {"settings": recipe.settings, "finished": False})
         trainer.train(resume_from_checkpoint=recipe.config.resume_from_checkpoint)
         trainer.save_model(str(output_dir))
+        if _is_first_process():
+            follow_umask(*output_dir.glob("*.safetensors"))
+            write_json_atomically(output_dir / RUN_RECORD, {"settings": recipe.settings, "finished": True})
         step_logs = _step_logs(trainer.state.log_history)
         # Every process waits for the save, then leaves its process group: a launched process that exits
         # with a gloo group still alive can abort (SIGABRT) in the interpreter's teardown.
@@ -553,7 +740,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(e.g. --learning_rate 1e-5 --max_steps 20 --report_to '[]').",
     )
     train.add_argument("--config", required=True, help="YAML file; see recipes/")
-    train.set_defaults(run=checked_command(_prepare, _execute), accepts_overrides=True)
+    resume = (
+        "rerun it with --resume_from_checkpoint true to continue from its newest checkpoint "
+        "(save_strategy: steps saves them), or as it was to start again"
+    )
+    train.set_defaults(run=checked_command(_prepare, _execute, resume_hint=resume), accepts_overrides=True)
 
 
 __all__ = ["Recipe", "load_recipe", "parse_overrides", "register", "reward_registry", "run_recipe"]

@@ -123,6 +123,24 @@ class ICPOConfig(GRPOConfig):
                 "ICPO shapes the summed reward of each completion, so it needs "
                 f"multi_objective_aggregation='sum_then_normalize' (got {self.multi_objective_aggregation!r})."
             )
+        if not self.learning_rate >= 0:  # TrainingArguments takes a negative one and ascends the loss
+            raise ValueError(f"learning_rate must be >= 0, got {self.learning_rate!r}.")
+
+    @property
+    def prompts_per_step(self) -> int:
+        """Distinct prompts one generation round draws: generation_batch_size / num_generations (TRL's
+        sampler drops a last round it cannot fill)."""
+        return self.generation_batch_size // self.num_generations
+
+    def check_training_prompts(self, count: int) -> None:
+        """A ValueError when ``count`` training prompts fill no generation round: the run would train 0
+        steps and save the starting policy as if trained."""
+        if count < self.prompts_per_step:
+            raise ValueError(
+                f"the training set has {count} prompt(s), fewer than one step draws ({self.prompts_per_step} = "
+                f"generation_batch_size {self.generation_batch_size} / num_generations {self.num_generations}); "
+                "add prompts or lower per_device_train_batch_size."
+            )
 
 
 class OmitUndefinedMetrics(TrainerCallback):
@@ -162,6 +180,8 @@ class ICPOTrainer(GRPOTrainer):
                 f"ICPOTrainer needs args=ICPOConfig(...), got {type(self.args).__name__}; ICPOConfig accepts every "
                 "GRPOConfig option."
             )
+        if self.train_dataset is not None and hasattr(self.train_dataset, "__len__"):
+            self.args.check_training_prompts(len(self.train_dataset))
         self.reward_funcs = [
             _checked_reward_function(func, name)
             if callable(func) and not isinstance(func, torch.nn.Module)
