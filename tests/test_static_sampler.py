@@ -26,7 +26,9 @@ def policy(tiny_policy):
 
 
 def encoded(tokenizer, prompts=PROMPTS):
-    return left_pad([tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts], tokenizer.pad_token_id)
+    return left_pad(
+        [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts], tokenizer.pad_token_id
+    )
 
 
 def test_greedy_completions_equal_transformers_generate(policy):
@@ -57,10 +59,14 @@ def test_recorded_log_probs_equal_a_forward_pass_at_the_scoring_temperature(poli
         pad_token_id=tokenizer.pad_token_id, temperature=1.2, top_k=30, top_p=0.95,
         score_temperature=score_temperature,
     )  # fmt: skip
-    for prompt, completion, logps in zip(PROMPTS * 2, sampled.completion_ids, sampled.token_logps, strict=True):
+    for prompt, completion, logps in zip(
+        PROMPTS * 2, sampled.completion_ids, sampled.token_logps, strict=True
+    ):
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         logits = model(torch.tensor([prompt_ids + completion])).logits[0, len(prompt_ids) - 1 : -1]
-        reference = torch.log_softmax(logits / score_temperature, dim=-1)[torch.arange(len(completion)), completion]
+        reference = torch.log_softmax(logits / score_temperature, dim=-1)[
+            torch.arange(len(completion)), completion
+        ]
         torch.testing.assert_close(logps, reference, atol=2e-5, rtol=1e-5)
 
 
@@ -112,8 +118,12 @@ def test_inverse_cdf_draws_follow_the_distribution():
     frequencies = torch.bincount(first, minlength=4).float() / first.numel()
     torch.testing.assert_close(frequencies, torch.tensor([0.5, 0.0, 0.2, 0.3]), atol=0.015, rtol=0)
     assert (second == 3).all()
-    assert draw(torch.tensor([[0.2, 0.8]]), torch.tensor([0.0])).item() == 0  # u = 0: the first token with mass
-    assert draw(torch.tensor([[0.2, 0.8, 0.0]]), torch.tensor([1 - 1e-7])).item() == 1  # never a zero-mass token
+    assert (
+        draw(torch.tensor([[0.2, 0.8]]), torch.tensor([0.0])).item() == 0
+    )  # u = 0: the first token with mass
+    assert (
+        draw(torch.tensor([[0.2, 0.8, 0.0]]), torch.tensor([1 - 1e-7])).item() == 1
+    )  # never a zero-mass token
 
 
 def test_a_low_precision_copy_follows_the_trained_parameters_only(policy):
@@ -122,13 +132,17 @@ def test_a_low_precision_copy_follows_the_trained_parameters_only(policy):
     model.requires_grad_(False).lm_head.requires_grad_(True)
     sampler = StaticCacheSampler(model, dtype=torch.bfloat16)
     input_ids, attention_mask = encoded(tokenizer)
-    kwargs = dict(max_new_tokens=4, eos_token_ids=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id)
+    kwargs = dict(
+        max_new_tokens=4, eos_token_ids=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id
+    )
     sampler.sample(input_ids, attention_mask, **kwargs)
     copy = sampler._sampling_model()
     assert copy is not model and next(copy.parameters()).dtype == torch.bfloat16
     with torch.no_grad():
         model.lm_head.weight.add_(1.0)
-        model.model.layers[0].mlp.up_proj.weight.add_(1.0)  # frozen: the copy keeps the values it was made with
+        model.model.layers[0].mlp.up_proj.weight.add_(
+            1.0
+        )  # frozen: the copy keeps the values it was made with
     sampler.sample(input_ids, attention_mask, **kwargs)
     assert sampler._sampling_model() is copy
     torch.testing.assert_close(copy.lm_head.weight, model.lm_head.weight.bfloat16())

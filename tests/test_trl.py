@@ -225,6 +225,9 @@ def test_groups_spanning_two_processes(tiny_policy, tmp_path):
         ({"icpo_alpha": -1.0}, "icpo_alpha must be a finite number >= 0"),
         ({"icpo_tau": 0.0}, "icpo_tau must be a finite number > 0"),
         ({"multi_objective_aggregation": "normalize_then_sum"}, "sum_then_normalize"),
+        ({"icpo_sampler": "fast"}, "icpo_sampler must be one of trl, static, got 'fast'"),
+        ({"icpo_sampler": "static", "min_p": 0.1}, r"icpo_sampler='static' supports .* got min_p=0.1\."),
+        ({"icpo_sampler": "static", "repetition_penalty": 1.2}, "got repetition_penalty=1.2"),
     ],
 )
 def test_config_rejects_bad_options_with_a_clear_message(tmp_path, overrides, message):
@@ -263,14 +266,16 @@ def eos_prone_policy(tiny_policy, tmp_path_factory) -> Path:
     [
         {"temperature": 0.7, "top_k": 20, "top_p": 0.9, "repetition_penalty": 1.3},
         {"temperature": 1.6, "min_p": 0.05},
+        {"temperature": 0.7, "top_k": 20, "top_p": 0.9, "icpo_sampler": "static"},
+        {"temperature": 1.3, "icpo_sampler": "static"},
     ],
-    ids=["T0.7-topk-topp-penalty", "T1.6-minp"],
+    ids=["T0.7-topk-topp-penalty", "T1.6-minp", "static-T0.7-topk-topp", "static-T1.3"],
 )
 def test_log_probs_recorded_during_generation_equal_the_forward_pass(eos_prone_policy, tmp_path, sampling):
     """On-policy, the confidences come from the generation TRL runs (no forward pass) and equal, token by
     token, TRL's own scoring forward pass: the policy at the training temperature, whatever top-k/top-p,
     min-p or penalty shaped the sampling; with left-padded prompts of different lengths and completions
-    that end with EOS before the length limit."""
+    that end with EOS before the length limit. The same holds when icpo.static_sampler generates."""
     prompts = ["1+2=", "12+345=", "7=", "100+2000="] * 4
     args = ICPOConfig(
         **config_kwargs(tmp_path, icpo_alpha=0.5, max_steps=3, max_completion_length=16, **sampling)

@@ -19,7 +19,8 @@ policy at TRL's training temperature, before top-k/top-p and other sampling proc
 
 1. ``old_per_token_logps``: TRL's own scoring pass (buffered batches, ``steps_per_generation > 1``);
 2. ``sampling_per_token_logps``: vLLM's;
-3. ``generation``: recorded while TRL's ``model.generate`` ran (``icpo.sampled_logps``), free;
+3. ``generation``: recorded while TRL's ``model.generate`` ran (``icpo.sampled_logps``), or given by
+   ``icpo.static_sampler`` when ``icpo_sampler="static"`` replaces that call, free;
 4. ``forward``: one no-grad forward pass, for generation paths that cannot record (transformers
    continuous batching / paged attention, tool-calling loops, custom ``rollout_func``). At alpha = 0 it is
    skipped: the advantages are then TRL's and the confidence metrics NaN.
@@ -49,6 +50,7 @@ from icpo.core import (
     step_metrics,
 )
 from icpo.sampled_logps import SampledLogpsRecorder
+from icpo.static_sampler import StaticCacheSampler, left_pad
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ _FORWARD_KEYS = (
     "num_tiles",
 )
 
+
+SAMPLERS = ("trl", "static")  # ICPOConfig.icpo_sampler: TRL's generation, or icpo.static_sampler
 
 # The ICPOConfig field of each ICPO option (the schedule keeps the name that says what it schedules).
 CONFIG_FIELDS = {
@@ -92,7 +96,22 @@ class ICPOConfig(GRPOConfig):
 
     Every GRPO option keeps its meaning (``scale_rewards`` also sets how ICPO's shaped rewards are scaled),
     except ``multi_objective_aggregation``, which must stay ``sum_then_normalize``.
+
+    ``icpo_sampler="static"`` (not an ICPO option: a speed option, off by default so that the drop-in changes
+    nothing) samples with ``icpo.static_sampler`` instead of ``model.generate`` on TRL's plain generate path:
+    a static KV cache, one uniform draw per token, and with ``bf16=True`` (or ``fp16``) a copy of the policy
+    in that dtype. It takes TRL's temperature, top_k, top_p and max_completion_length; other generation
+    settings are refused with that message.
     """
+
+    icpo_sampler: str = field(
+        default="trl",
+        metadata={
+            "help": "trl: TRL's generation (model.generate); static: icpo.static_sampler (static KV cache, "
+            "bf16 copy of the policy when bf16=True), several times faster for small models on CPU",
+            "choices": SAMPLERS,
+        },
+    )
 
     # TRL's base config gives checkpointing its default (True) through the deprecated alias
     # ``gradient_checkpointing``, so transformers warns (FutureWarning) on every config built. Here the alias
@@ -118,6 +137,7 @@ class ICPOConfig(GRPOConfig):
             self.activation_checkpointing = True  # TRL's default
         super().__post_init__()
         self.icpo_options.validate(CONFIG_FIELDS.__getitem__)
+        self._check_sampler()
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError(
                 "ICPO shapes the summed reward of each completion, so it needs "
@@ -141,6 +161,31 @@ class ICPOConfig(GRPOConfig):
                 f"generation_batch_size {self.generation_batch_size} / num_generations {self.num_generations}); "
                 "add prompts or lower per_device_train_batch_size."
             )
+
+    def _check_sampler(self) -> None:
+        if self.icpo_sampler not in SAMPLERS:
+            raise ValueError(f"icpo_sampler must be one of {', '.join(SAMPLERS)}, got {self.icpo_sampler!r}.")
+        if self.icpo_sampler != "static":
+            return
+        unsupported = {
+            "use_vllm": self.use_vllm,
+            "use_transformers_paged": self.use_transformers_paged,
+            "min_p": self.min_p,
+            "repetition_penalty": None if self.repetition_penalty == 1.0 else self.repetition_penalty,
+            "generation_kwargs": self.generation_kwargs or None,
+        }
+        given = {name: value for name, value in unsupported.items() if value}
+        if given:
+            settings = ", ".join(f"{name}={value!r}" for name, value in given.items())
+            raise ValueError(
+                f"icpo_sampler='static' supports temperature, top_k, top_p and max_completion_length only; got "
+                f"{settings}. Use icpo_sampler='trl' for these."
+            )
+
+    def sampler_dtype(self) -> torch.dtype | None:
+        """The dtype of the static sampler's copy of the policy: bf16/fp16 when training in it, else None
+        (the policy's own dtype)."""
+        return torch.bfloat16 if self.bf16 else torch.float16 if self.fp16 else None
 
 
 class OmitUndefinedMetrics(TrainerCallback):
@@ -191,6 +236,12 @@ class ICPOTrainer(GRPOTrainer):
         self._gathered_rewards_per_func: torch.Tensor | None = None
         self._generation_logps: list[torch.Tensor] | None = None
         self._logged_sources: set[str] = set()
+        self._static_sampler: StaticCacheSampler | None = None
+        if self.args.icpo_sampler == "static" and not self._can_record_generation_logps():
+            raise ValueError(
+                "icpo_sampler='static' replaces TRL's plain generate call; it cannot serve tools or a "
+                "rollout_func. Use icpo_sampler='trl'."
+            )
         self.callback_handler.callbacks.insert(0, OmitUndefinedMetrics())  # before the logging backends
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -215,6 +266,8 @@ class ICPOTrainer(GRPOTrainer):
     ):
         model = self.accelerator.unwrap_model(self.model)
         model = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT
+        if self.args.icpo_sampler == "static" and not images and not multimodal_fields:
+            return self._sample_static(model, prompt_ids)
         recorder = (
             SampledLogpsRecorder(model, self.temperature) if self._can_record_generation_logps() else None
         )
@@ -224,6 +277,30 @@ class ICPOTrainer(GRPOTrainer):
             )
         self._generation_logps = recorder.per_token_logps(completion_ids) if recorder else None
         return completion_ids, logprobs
+
+    def _sample_static(
+        self, model: torch.nn.Module, prompt_ids: list[list[int]]
+    ) -> tuple[list[list[int]], None]:
+        """TRL's plain generate step done by ``icpo.static_sampler`` (same settings, same outputs: the
+        completion ids up to and including the first EOS); its log-probs become the confidence source."""
+        if self._static_sampler is None or self._static_sampler.model is not model:
+            self._static_sampler = StaticCacheSampler(model, self.args.sampler_dtype())
+        pad_token_id = self._tokenizer.pad_token_id
+        pad_token_id = self._tokenizer.eos_token_id if pad_token_id is None else pad_token_id
+        input_ids, attention_mask = left_pad(prompt_ids, pad_token_id)
+        sampled = self._static_sampler.sample(
+            input_ids,
+            attention_mask,
+            max_new_tokens=self.max_completion_length,
+            eos_token_ids=self.eos_token_ids,
+            pad_token_id=pad_token_id,
+            temperature=self.temperature,
+            top_k=self.top_k or 0,
+            top_p=1.0 if self.top_p is None else self.top_p,
+            score_temperature=self.temperature,
+        )
+        self._generation_logps = sampled.token_logps
+        return sampled.completion_ids, None
 
     def _token_logps(self, batch: dict[str, Any], alpha: float) -> tuple[torch.Tensor | None, str]:
         """This process's per-token log pi_old and where they came from (see the module docstring);
