@@ -1,20 +1,9 @@
 """``icpo train --config FILE.yaml [--KEY VALUE ...]``: one ICPO run described by a YAML recipe, TRL's style.
 
 Every key of ``ICPOConfig`` (hence of ``GRPOConfig`` and ``TrainingArguments``) is accepted with its own
-meaning, plus these keys of the recipe itself:
-
-- ``model``: a Hugging Face folder or hub id, a preset of :mod:`icpo.models` (e.g.
-  ``smollm2-135m-instruct``), or ``tiny``: the tiny offline policy warmed up on ``task`` (cached in
-  ``{output_dir}/warmup``);
-- ``task`` (+ ``difficulty``, ``num_train``, ``seed`` from the config): a synthetic task of
-  ``icpo.tasks``; or ``dataset``: a word-problem preset (``wordproblems`` = MAWPS + SVAMP + ASDiv, or one
-  of ``mawps``, ``svamp``, ``asdiv``; split by ``split_seed`` with ``held_out_fraction`` held out, first
-  ``num_train`` training rows) or a JSONL file with a ``prompt`` field (text or a list of chat messages)
-  and an answer field (``answer_field``, default ``answer``);
-- ``reward_funcs``: a list of reward names: ``{task}_correct`` of every task, and ``icpo.rewards``'
-  ``math_reward``, ``number_reward``, ``choice_reward``, ``boxed_format_reward``; default: the task's own;
-- ``reward_noise``: flip each reward with this probability (0 by default);
-- ``trainable_layers``: train only the top N decoder layers (and the final norm); all when absent.
+meaning, plus the recipe's own keys, each described in ``RECIPE_KEY_HELP`` (``icpo train --help`` lists
+them). ``output_dir`` is read as TRL reads it, relative to the current folder (not to the recipe file);
+the command prints its absolute path before and after the run.
 
 ``resume_from_checkpoint`` is read as TRL's scripts read it: ``true`` continues from the newest complete
 ``checkpoint-N`` folder of ``output_dir`` (a run leaves them with ``save_strategy: steps``; a newer one cut
@@ -43,6 +32,7 @@ import difflib
 import json
 import os
 import sys
+import textwrap
 import types
 import typing
 import warnings
@@ -59,19 +49,24 @@ from icpo.runfolder import (
     write_json_atomically,
 )
 
-RECIPE_KEYS = (
-    "model",
-    "task",
-    "difficulty",
-    "num_train",
-    "dataset",
-    "answer_field",
-    "held_out_fraction",
-    "split_seed",
-    "reward_funcs",
-    "reward_noise",
-    "trainable_layers",
-)
+RECIPE_KEY_HELP = {
+    "model": "a Hugging Face model folder or hub id, a model preset (tiny, smollm2-135m-instruct), or tiny "
+    "= the 130k-parameter offline policy, warmed up on `task` first (cached in {output_dir}/warmup)",
+    "task": "a synthetic task of icpo.tasks (addition, countdown); give task or dataset, not both",
+    "difficulty": "the task's difficulty (addition: digits; countdown: how many numbers); default 2",
+    "num_train": "how many training prompts (task: generated, default 2000; dataset: the first N rows)",
+    "dataset": "wordproblems (MAWPS + SVAMP + ASDiv), mawps, svamp or asdiv, split into train and "
+    "held-out; or a JSONL file with a `prompt` (text or chat messages) and an answer field",
+    "answer_field": "the JSONL dataset's gold-answer field (default answer)",
+    "held_out_fraction": "the word-problem share held out of training, by near-duplicate group (default "
+    "0.2); icpo eval --recipe evaluates it",
+    "split_seed": "the seed of the train/held-out split (default 0)",
+    "reward_funcs": "a list of reward names: {task}_correct, math_reward, number_reward, choice_reward, "
+    "boxed_format_reward (default: the task's own)",
+    "reward_noise": "flip each reward with this probability, reproducibly (default 0)",
+    "trainable_layers": "train only the top N decoder layers and the final norm (default: every layer)",
+}
+RECIPE_KEYS = tuple(RECIPE_KEY_HELP)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 WORD_PROBLEM_DATASETS = {
     "wordproblems": ["mawps", "svamp", "asdiv"],
@@ -368,6 +363,31 @@ def _dataset_rows(raw: dict[str, Any], where: str) -> tuple[list[dict[str, Any]]
 CHECKPOINT_PREFIX = "checkpoint-"
 
 
+def check_services(config: Any, where: str) -> None:
+    """A one-line ValueError, before any model is loaded, for a service the run cannot reach: a
+    ``report_to`` backend that is not installed, or ``push_to_hub`` while HF_HUB_OFFLINE is set or no
+    Hugging Face token is found."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    missing = [name for name in config.report_to if name not in get_available_reporting_integrations()]
+    if missing:
+        raise ValueError(
+            f"{where}: report_to {missing} is not installed here (pip install {' '.join(missing)}), or drop "
+            "it from report_to (e.g. --report_to '[tensorboard]')."
+        )
+    if config.push_to_hub:
+        from huggingface_hub import constants, get_token
+
+        if constants.HF_HUB_OFFLINE:
+            raise ValueError(
+                f"{where}: push_to_hub needs the Hub, and HF_HUB_OFFLINE is set; unset it or drop push_to_hub."
+            )
+        if get_token() is None:
+            raise ValueError(
+                f"{where}: push_to_hub needs a Hugging Face token; run `hf auth login` or drop push_to_hub."
+            )
+
+
 def _checkpoint_problem(folder: Path) -> str | None:
     """Why ``folder`` cannot be resumed from (None when it is a complete checkpoint): the trainer writes
     trainer_state.json last, so a save cut short lacks it; its weights must be whole too."""
@@ -562,6 +582,7 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
         config.check_training_prompts(len(rows))
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
+    check_services(config, where)
     # Every setting in force: the recipe's own keys as written (the rewards as resolved) and every
     # ICPOConfig field, defaults included, so leaving a key out and writing its default are the same run.
     settings = {key: raw[key] for key in RECIPE_KEYS if key in raw} | {"reward_funcs": list(reward_names)}
@@ -719,11 +740,15 @@ def _prepare(args: argparse.Namespace) -> Recipe:
 
 
 def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
-
+    """Train; the first process says where it writes (on stderr) and prints the last step's metrics."""
+    output_dir = Path(recipe.config.output_dir).absolute()
+    if _is_first_process():
+        print(f"icpo train: writing to {output_dir}", file=sys.stderr)
     try:
         final_step = run_recipe(recipe)
         if _is_first_process():
             print(json.dumps(final_step, indent=1))
+            print(f"icpo train: the policy and metrics.jsonl are in {output_dir}", file=sys.stderr)
     except FolderInUse as error:
         print(f"icpo train: error: {error}", file=sys.stderr)
         return 2
@@ -733,13 +758,30 @@ def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from icpo.command import checked_command
 
+    def fill(text: str, indent: str = "") -> str:
+        hanging = indent + "    " if indent else ""
+        return textwrap.fill(
+            text, 100, initial_indent=indent, subsequent_indent=hanging, break_on_hyphens=False
+        )
+
+    keys = "\n".join(fill(f"{key}: {text}", "  ") for key, text in RECIPE_KEY_HELP.items())
+    overrides = fill(
+        "After --config, --KEY VALUE overrides any key of the recipe, as TRL's scripts allow (e.g. "
+        "--learning_rate 1e-5 --max_steps 20 --report_to '[]'). Examples: recipes/ in the repository; "
+        "docs/method.md explains the icpo_* options."
+    )
     train = subparsers.add_parser(
         "train",
         help="one run from a YAML recipe (ICPOConfig keys + model, task/dataset); --KEY VALUE overrides a key",
-        epilog="After --config, --KEY VALUE overrides any key of the recipe, as TRL's scripts allow "
-        "(e.g. --learning_rate 1e-5 --max_steps 20 --report_to '[]').",
+        description=fill(
+            "Train one policy as a YAML recipe says: every ICPOConfig (GRPOConfig, TrainingArguments) option "
+            "by its own name, plus the recipe keys below. output_dir is relative to the current folder, as in "
+            "TRL; its absolute path is printed."
+        ),
+        epilog=f"recipe keys:\n{keys}\n\n{overrides}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--config", required=True, help="YAML file; see recipes/")
+    train.add_argument("--config", required=True, help="the recipe: a YAML file of KEY: VALUE lines")
     resume = (
         "rerun it with --resume_from_checkpoint true to continue from its newest checkpoint "
         "(save_strategy: steps saves them), or as it was to start again"
