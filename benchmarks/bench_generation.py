@@ -98,15 +98,16 @@ def main() -> None:
             temperature=args.temperature,
         )
 
+    sampler_fp32, sampler_bf16 = StaticCacheSampler(model), StaticCacheSampler(model, torch.bfloat16)
     variants = {
         "generate fp32": lambda: hf_generate(model),
         "generate bf16": lambda: hf_generate(model_bf16),
-        "static sampler fp32": lambda s=StaticCacheSampler(model): static(s),
-        "static sampler bf16 copy": lambda s=StaticCacheSampler(model, torch.bfloat16): static(s),
+        "static sampler fp32": lambda: static(sampler_fp32),
+        "static sampler bf16 copy": lambda: static(sampler_bf16),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     with torch.no_grad():
-        for name, run in variants.items():  # warm-up: first-call allocation, the bf16 copy
+        for run in variants.values():  # warm-up: first-call allocation, the bf16 copy
             run()
         for repeat in range(args.repeats):
             for name in list(variants) if repeat % 2 == 0 else list(reversed(variants)):
