@@ -91,6 +91,24 @@ def test_bad_files_say_what_is_wrong(tmp_path):
         load_benchmark("gpqa", tmp_path)
 
 
+def test_unreadable_benchmark_files_are_one_line_naming_the_file(tmp_path):
+    (tmp_path / "math500.jsonl").mkdir()
+    with pytest.raises(ValueError, match=r"math500.jsonl is a folder; pass --data-dir"):
+        load_benchmark("math500", tmp_path)
+    (tmp_path / "gsm8k_test.jsonl").write_bytes(b'{"question": "caf\xe9"}\n')
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'gsm8k_test.jsonl'} is not UTF-8 text"):
+        load_benchmark("gsm8k", tmp_path)
+    (tmp_path / "aime24.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match=r"aime24.jsonl record 0 does not fit preset 'aime24'"):
+        load_benchmark("aime24", tmp_path)
+    (tmp_path / "gpqa_diamond.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"gpqa_diamond.zip cannot be read as the gpqa_diamond file"):
+        load_benchmark("gpqa_diamond", tmp_path)
+    (tmp_path / "x.parquet").write_text("not parquet")
+    with pytest.raises(ValueError, match=r"x.parquet is not a readable Parquet file"):
+        load_benchmark("mmlu_pro", tmp_path, path=tmp_path / "x.parquet")
+
+
 def test_prompt_uses_the_chat_template_when_present():
     from icpo.tiny import build_char_tokenizer
 

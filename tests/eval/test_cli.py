@@ -369,3 +369,26 @@ def test_help_wraps_between_words_and_explains_the_backend(monkeypatch, capsys):
         "vllm (needs vLLM and a CUDA GPU); auto picks vllm when both are present, else transformers"
         in backend
     )
+
+
+def test_gpqa_questions_options_and_gold_never_reach_the_disk(tiny_policy, tmp_path, shared_benchmarks):
+    from icpo.eval.benchmarks import load_benchmark, read_gpqa_zip
+
+    out = tmp_path / "out"
+    command = _toy_command(
+        tiny_policy, shared_benchmarks, out, "--benchmarks", "gpqa_diamond", "--limit", "2"
+    )
+    assert main(command) == 0
+    rows = {r["Record ID"]: r for r in read_gpqa_zip(shared_benchmarks / "gpqa_diamond.zip")}
+    written = "".join(path.read_text() for path in out.iterdir() if path.suffix in (".json", ".jsonl"))
+    for problem in load_benchmark("gpqa_diamond", shared_benchmarks, limit=2):
+        row = rows[problem.id]
+        assert row["Question"].strip()[:60] not in written
+        for option in (row["Correct Answer"], row["Incorrect Answer 1"]):
+            assert (
+                len(option.strip()) < 12 or option.strip() not in written
+            )  # a short option ("11") may occur
+    records = read_samples(out / SAMPLES_FILE)
+    assert {"gold", "prompt"}.isdisjoint(records[0]) and {"prompt_sha256", "completion", "correct"} <= set(
+        records[0]
+    )

@@ -127,6 +127,20 @@ def _line(problem_id: str, sample: int) -> str:
     return json.dumps(record) + "\n"
 
 
+def test_a_private_problem_keeps_no_text_on_disk(generator, tmp_path):
+    from dataclasses import replace
+
+    problems = [replace(p, private=True) for p in _problems(2)]
+    summary = evaluate(generator, {"secret": problems}, tmp_path, settings=SHORT, batch_size=2)
+    text = (tmp_path / SAMPLES_FILE).read_text()
+    assert "plus" not in text and '"gold"' not in text and '"prompt"' not in text
+    records = read_samples(tmp_path / SAMPLES_FILE)
+    assert [r["problem_id"] for r in records] == ["p0", "p1"] and all(
+        len(r["prompt_sha256"]) == 64 for r in records
+    )
+    assert summary["secret"]["problems"] == 2
+
+
 def test_a_truncated_last_line_is_cut_before_appending(tmp_path):
     path = tmp_path / SAMPLES_FILE
     path.write_text(_line("p0", 0) + _line("p0", 1) + '{"benchmark"')

@@ -58,7 +58,9 @@ PROMPT_TEMPLATES = {
 @dataclass(frozen=True)
 class Problem:
     """One benchmark problem. ``question`` is the full user message (the prompt template applied),
-    ``system`` the system message if any; ``reference`` is the file's worked solution when it has one."""
+    ``system`` the system message if any; ``reference`` is the file's worked solution when it has one.
+    ``private``: the dataset's terms forbid writing its text out (GPQA), so the harness stores the prompt's
+    SHA-256 and neither the prompt nor the gold answer."""
 
     id: str
     question: str
@@ -67,6 +69,7 @@ class Problem:
     num_choices: int | None = None
     reference: str | None = None
     system: str | None = None
+    private: bool = False
 
 
 def prompt_template(name_or_text: str) -> str:
@@ -99,9 +102,15 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     """Records of a ``.jsonl`` (one JSON object a line) or ``.parquet`` file."""
     path = Path(path)
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist()
+        except pa.ArrowException as error:
+            raise ValueError(
+                f"{path} is not a readable Parquet file ({' '.join(str(error).split())})."
+            ) from None
     records = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -234,7 +243,12 @@ def _gpqa(record: dict[str, Any], index: int) -> Problem:
     random.Random(f"{GPQA_SHUFFLE_SEED}:{record['Record ID']}").shuffle(order)
     shuffled = [options[i].strip() for i in order]
     return Problem(
-        record["Record ID"], _choices(record["Question"].strip(), shuffled), order.index(0), "choice", 4
+        record["Record ID"],
+        _choices(record["Question"].strip(), shuffled),
+        order.index(0),
+        "choice",
+        4,
+        private=True,
     )
 
 
@@ -417,7 +431,18 @@ def preset_records(
             f"benchmark file {path} not found; pass --data-dir (or set ${DATA_DIR_ENV}) to the folder "
             f"that holds {preset.filename}."
         )
-    return preset.read(path), str(path)
+    if path.is_dir():
+        raise ValueError(
+            f"benchmark file {path} is a folder; pass --data-dir (or set ${DATA_DIR_ENV}) to the folder that "
+            f"holds {preset.filename}."
+        )
+    try:
+        return preset.read(path), str(path)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}); is it the {name} file?") from None
+    except (OSError, RuntimeError, KeyError, csv.Error, zipfile.BadZipFile) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"{path} cannot be read as the {name} file ({reason}).") from None
 
 
 def load_benchmark(
@@ -443,6 +468,11 @@ def load_benchmark(
         except KeyError as missing:
             raise ValueError(
                 f"{source} record {index} has no field {missing}; preset {name!r} expects the schema of "
+                f"{preset.description}."
+            ) from None
+        except (TypeError, AttributeError, ValueError, IndexError) as error:
+            raise ValueError(
+                f"{source} record {index} does not fit preset {name!r} ({error}); it expects the schema of "
                 f"{preset.description}."
             ) from None
         if problem is not None:

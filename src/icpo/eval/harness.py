@@ -15,10 +15,15 @@ Truncation: a completion that reached ``max_new_tokens`` without an end-of-seque
 ``finished: false`` and ``correct: false`` whatever its last number says (GSM8K problem 0 once scored
 "64" from "...16 + 64 ="): an answer the model never finished is not an answer. ``extracted`` still
 shows what the grader would have read, for inspection.
+
+A line holds the prompt and the gold answer, except for a private problem (``Problem.private``: GPQA,
+whose terms forbid writing its text out), whose line keeps the prompt's SHA-256 instead and no gold; its
+id, completion, extracted answer and score are there to inspect.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -190,14 +195,13 @@ def evaluate(
                         "benchmark": name,
                         "problem_id": problem.id,
                         "sample": index,
-                        "prompt": prompt,
                         "completion": generation.text,
                         "extracted": verdict.extracted,
                         "correct": verdict.correct if generation.finished else False,
                         "confidence": None if math.isnan(generation.confidence) else generation.confidence,
                         "num_tokens": generation.num_tokens,
                         "finished": generation.finished,
-                        "gold": _jsonable(problem.gold),
+                        **_problem_text(problem, prompt),
                     }
                     sink.write(json.dumps(record, ensure_ascii=False) + "\n")
                 sink.flush()
@@ -206,6 +210,14 @@ def evaluate(
             bar.close()
     names = dict.fromkeys([*benchmarks, *(record["benchmark"] for record in stored)])
     return summarise(out_dir, list(names), samples)
+
+
+def _problem_text(problem: Problem, prompt: str) -> dict[str, Any]:
+    """What a sample line keeps of its problem: the prompt and the gold answer, or for a private
+    problem (GPQA, whose terms forbid writing its text out) only the prompt's SHA-256."""
+    if problem.private:
+        return {"prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest()}
+    return {"prompt": prompt, "gold": _jsonable(problem.gold)}
 
 
 def _grade_chunk(chunk, generations):
