@@ -56,6 +56,5 @@ def test_train_says_where_it_wrote(tmp_path, tiny_policy, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert icpo.cli.main(["train", "--config", str(recipe)]) == 0
     err = capsys.readouterr().err
-    assert f"icpo train: writing to {tmp_path / 'out'}" in err
     assert f"icpo train: the policy and metrics.jsonl are in {tmp_path / 'out'}" in err
     assert (tmp_path / "out" / "metrics.jsonl").is_file()

@@ -3,7 +3,7 @@
 Every key of ``ICPOConfig`` (hence of ``GRPOConfig`` and ``TrainingArguments``) is accepted with its own
 meaning, plus the recipe's own keys, each described in ``RECIPE_KEY_HELP`` (``icpo train --help`` lists
 them). ``output_dir`` is read as TRL reads it, relative to the current folder (not to the recipe file);
-the command prints its absolute path before and after the run.
+the command prints its absolute path when the run ends.
 
 ``resume_from_checkpoint`` is read as TRL's scripts read it: ``true`` continues from the newest complete
 ``checkpoint-N`` folder of ``output_dir`` (a run leaves them with ``save_strategy: steps``; a newer one cut
@@ -740,10 +740,8 @@ def _prepare(args: argparse.Namespace) -> Recipe:
 
 
 def _execute(args: argparse.Namespace, recipe: Recipe) -> int:
-    """Train; the first process says where it writes (on stderr) and prints the last step's metrics."""
+    """Train; the first process prints the last step's metrics and (on stderr) the absolute output folder."""
     output_dir = Path(recipe.config.output_dir).absolute()
-    if _is_first_process():
-        print(f"icpo train: writing to {output_dir}", file=sys.stderr)
     try:
         final_step = run_recipe(recipe)
         if _is_first_process():
