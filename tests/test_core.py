@@ -685,3 +685,30 @@ def test_the_worked_example_in_the_method_doc():
         torch.testing.assert_close(
             got, torch.tensor(doc), rtol=0, atol=5e-5, msg=lambda m, row=row: f"{row}: {m}"
         )
+
+
+def test_rewards_float32_cannot_square_keep_their_grpo_order():
+    """Rewards of 1e20 overflowed float32's group variance: the GRPO part was 0 and the preference put a
+    wrong answer above a right one. They are computed in float64 and returned in float32."""
+    rewards = torch.tensor([1e20, 0.0, 1e20, 0.0])
+    confidence = torch.tensor([-0.1, -2.0, -0.2, -3.0])  # the right answers are the confident ones
+    for combine in COMBINES:
+        advantages = icpo_advantages(rewards, confidence, 4, alpha=0.5, combine=combine)
+        assert advantages.dtype == torch.float32, combine
+        assert advantages[[0, 2]].min() > advantages[[1, 3]].max(), combine
+    torch.testing.assert_close(
+        grpo_advantages(rewards, 4), torch.tensor([0.866, -0.866, 0.866, -0.866]), atol=1e-3, rtol=0
+    )
+
+
+def test_float64_inputs_are_computed_in_float64():
+    rewards = torch.tensor([1e8, 1e8 + 1, 1e8, 1e8 + 1], dtype=torch.float64)  # equal in float32
+    advantages = grpo_advantages(rewards, 4)
+    assert advantages.dtype == torch.float64
+    torch.testing.assert_close(
+        advantages, torch.tensor([-0.866, 0.866, -0.866, 0.866], dtype=torch.float64), atol=1e-3, rtol=0
+    )
+    confidence = torch.tensor([-1.0, -1.0 - 1e-12, -2.0, -2.0 - 1e-12], dtype=torch.float64)
+    scores = preference_scores(confidence, 2, method="rank")
+    assert scores.dtype == torch.float64 and scores.tolist() == [0.0, 1.0, 0.0, 1.0]
+    assert rank_flip_rate(rewards, -advantages, 4) == 1.0

@@ -21,6 +21,10 @@ Inputs are tensors; a list or a numpy array is taken through ``torch.as_tensor``
 TypeError naming the argument). Option values are checked once, in ``ICPOOptions.validate``'s terms: a
 bool, a string or NaN where a number belongs is refused with a message naming the option.
 
+Precision: the arithmetic is float32 (TRL's, bit for bit) unless an input needs more: a float64 input, an
+integer input beyond float32's exact range (2**24), or a magnitude whose squared deviations overflow
+float32 (above 1e18) is computed in float64. Results are float64 when an input was float64, else float32.
+
 Invalid inputs never poison a group:
 - a NaN (or infinite) reward marks an unscorable row: its advantage is exactly 0 and it is left out
   of the group mean and std (TRL's convention) and of the preference step;
@@ -166,6 +170,30 @@ def as_tensor(name: str, value: Any) -> torch.Tensor:
         ) from None
 
 
+_FLOAT32_EXACT_INTEGERS = 2**24  # every integer up to this is a float32
+_FLOAT32_SAFE_MAGNITUDE = 1e18  # squared deviations of larger values overflow float32 (max 3.4e38)
+
+
+def _compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 when an input holds more than float32 can: float64 values, integers past 2**24, or finite
+    magnitudes past 1e18 (whose group variance overflows float32); float32 otherwise."""
+    for tensor in tensors:
+        if tensor.dtype == torch.float64:
+            return torch.float64
+        if tensor.dtype == torch.bool or tensor.numel() == 0:
+            continue
+        limit = _FLOAT32_SAFE_MAGNITUDE if tensor.is_floating_point() else _FLOAT32_EXACT_INTEGERS
+        values = tensor[torch.isfinite(tensor)] if tensor.is_floating_point() else tensor
+        if values.numel() and values.abs().max() > limit:
+            return torch.float64
+    return torch.float32
+
+
+def _output_dtype(*tensors: torch.Tensor) -> torch.dtype:
+    """float64 when an input was float64, else float32."""
+    return torch.float64 if any(tensor.dtype == torch.float64 for tensor in tensors) else torch.float32
+
+
 # Confidences are mean log-probs (<= 0, in practice > -100). Clamping keeps the z-score arithmetic
 # finite for adversarial inputs without changing the order of any realistic pair.
 _CONFIDENCE_CLAMP = 1e6
@@ -284,7 +312,7 @@ def preference_scores(
     confidence = as_tensor("confidence", confidence)
     num_groups = _check_layout(group_size, ("confidence", confidence))
 
-    c = confidence.float().reshape(num_groups, group_size)
+    c = confidence.to(_compute_dtype(confidence)).reshape(num_groups, group_size)
     valid = torch.isfinite(c)
     c = torch.where(valid, c.clamp(-_CONFIDENCE_CLAMP, _CONFIDENCE_CLAMP), torch.zeros_like(c))
     if direction == "high":
@@ -317,7 +345,7 @@ def preference_scores(
 
     takes_part = valid & (num_valid >= 2)
     scores = torch.where(takes_part, scores, torch.full_like(scores, NEUTRAL_PREFERENCE))
-    return scores.reshape(-1)
+    return scores.reshape(-1).to(_output_dtype(confidence))
 
 
 def _group_normalise(values: torch.Tensor, group_size: int, scale: Scale, eps: float) -> torch.Tensor:
@@ -363,11 +391,12 @@ def icpo_advantages(
     check_number("alpha", alpha, minimum=0.0)
     alpha = float(alpha)
 
-    r = rewards.float()
+    dtype, out_dtype = _compute_dtype(rewards, confidence), _output_dtype(rewards, confidence)
+    r = rewards.to(dtype)
     scorable = torch.isfinite(r)
     r = torch.where(scorable, r, torch.full_like(r, float("nan")))
     # An unscorable row takes no part in the preference step either, so it cannot move its peers' p.
-    confidence = torch.where(scorable, confidence.float(), torch.full_like(r, float("nan")))
+    confidence = torch.where(scorable, confidence.to(dtype), torch.full_like(r, float("nan")))
     p = preference_scores(confidence, group_size, method=method, tau=tau, direction=direction)
 
     if combine == "reward":
@@ -383,7 +412,7 @@ def icpo_advantages(
             lowest = torch.where(scorable.reshape_as(grouped), grouped, math.inf).amin(dim=1, keepdim=True)
             p_centred = torch.where(highest <= lowest, p_centred, torch.zeros_like(p_centred))
         advantages = _group_normalise(r, group_size, scale, eps) + alpha * p_centred.reshape(-1)
-    return torch.nan_to_num(advantages, nan=0.0, posinf=0.0, neginf=0.0)
+    return torch.nan_to_num(advantages.to(out_dtype), nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def grpo_advantages(
@@ -411,8 +440,8 @@ def rank_flip_rate(rewards: torch.Tensor, advantages: torch.Tensor, group_size: 
     with the reward order (reversed or tied). 0 when no such pair exists."""
     rewards, advantages = as_tensor("rewards", rewards), as_tensor("advantages", advantages)
     num_groups = _check_layout(group_size, ("rewards", rewards), ("advantages", advantages))
-    r = rewards.float().reshape(num_groups, group_size)
-    a = advantages.float().reshape(num_groups, group_size)
+    r = rewards.to(_compute_dtype(rewards)).reshape(num_groups, group_size)
+    a = advantages.to(_compute_dtype(advantages)).reshape(num_groups, group_size)
     finite = torch.isfinite(r)
     reward_order = torch.sign(r.unsqueeze(2) - r.unsqueeze(1))
     advantage_order = torch.sign(a.unsqueeze(2) - a.unsqueeze(1))
@@ -430,7 +459,7 @@ def _mixed_groups(
     ``[groups]`` mask of mixed groups: those holding at least one right and one wrong answer."""
     confidence, correct = as_tensor("confidence", confidence), as_tensor("correct", correct)
     num_groups = _check_layout(group_size, ("confidence", confidence), ("correct", correct))
-    c = confidence.float().reshape(num_groups, group_size)
+    c = confidence.to(_compute_dtype(confidence)).reshape(num_groups, group_size)
     scored = torch.isfinite(c)
     is_correct = correct.bool().reshape(num_groups, group_size)
     right, wrong = is_correct & scored, ~is_correct & scored
