@@ -113,6 +113,22 @@ def reference_grpo(values: list[float], group_size: int, scale: str, eps: float 
     return advantages
 
 
+def reference_rank(confidence: list[float], direction: str) -> list[float]:
+    """Each row's ascending rank among the group's finite confidences (0 = the least confident; "high" ranks
+    the negated confidences), ties sharing their mean rank; a row without a finite confidence gets the
+    middle rank (G' - 1) / 2, and every row of a group with fewer than two finite confidences gets 0."""
+    sign = -1.0 if direction == "high" else 1.0
+    finite = [sign * c for c in confidence if math.isfinite(c)]
+    if len(finite) < 2:
+        return [0.0] * len(confidence)
+    return [
+        sum(other < sign * c for other in finite) + 0.5 * (sum(other == sign * c for other in finite) - 1)
+        if math.isfinite(c)
+        else (len(finite) - 1) / 2
+        for c in confidence
+    ]
+
+
 def reference_advantages(
     rewards: list[float],
     confidence: list[float],
@@ -129,8 +145,19 @@ def reference_advantages(
     reward:    A = GRPO(r + alpha * p)
     advantage: A = GRPO(r) + alpha * (p - mean_g p), the mean over the group's scorable rows.
     fallback:  as advantage in groups whose scorable rewards are all equal; GRPO(r) in the others.
+    unlikeliness: A = GRPO(r * (1 - alpha * k / G)), k the ascending confidence rank (``reference_rank``).
     """
     scorable = [math.isfinite(r) for r in rewards]
+    if combine == "unlikeliness":
+        shaped = []
+        for start in range(0, len(rewards), group_size):
+            group = range(start, start + group_size)
+            ranks = reference_rank([confidence[i] if scorable[i] else NAN for i in group], direction)
+            shaped += [
+                rewards[i] * (1 - alpha * k / group_size) if scorable[i] else NAN
+                for i, k in zip(group, ranks, strict=True)
+            ]
+        return reference_grpo(shaped, group_size, scale)
     preference: list[float] = []
     for start in range(0, len(rewards), group_size):
         group = range(start, start + group_size)
@@ -329,6 +356,9 @@ def test_equal_rewards_with_distinct_confidences_still_give_a_signal(
     rewards = torch.full((group_size,), reward)
     assert torch.equal(grpo_advantages(rewards, group_size, scale=options["scale"]), torch.zeros(group_size))
     advantages = icpo_advantages(rewards, confidence, group_size, alpha, **options)
+    if options["combine"] == "unlikeliness" and reward == 0.0:
+        assert (advantages == 0).all()  # it scales rewards: an all-wrong group has no signal, as in GRPO
+        return
     favoured = confidence.argmin() if options["direction"] == "low" else confidence.argmax()
     assert advantages[favoured] > 0 and advantages[favoured] == advantages.max()
 
@@ -685,6 +715,30 @@ def test_the_worked_example_in_the_method_doc():
         torch.testing.assert_close(
             got, torch.tensor(doc), rtol=0, atol=5e-5, msg=lambda m, row=row: f"{row}: {m}"
         )
+
+
+def test_unlikeliness_is_he_fried_and_welleck_formula():
+    """Their released code, one group at a time: r_i * (1 - beta * k_i / G), k_i the ascending rank of
+    response i's mean token log-prob (0 = least likely), beta = 0.25, then GRPO's group normalisation with
+    the Bessel std and eps 1e-6."""
+    generator = torch.Generator().manual_seed(0)
+    group_size, groups = 8, 6
+    rewards = torch.randint(0, 2, (groups * group_size,), generator=generator).float()
+    confidence = -torch.rand(groups * group_size, generator=generator) * 3  # distinct: no ties
+    got = icpo_advantages(rewards, confidence, group_size, alpha=0.25, combine="unlikeliness", eps=1e-6)
+    expected = []
+    for r, c in by_group(group_size, rewards, confidence):
+        order = sorted(range(group_size), key=lambda i: c[i])
+        rank = {row: position for position, row in enumerate(order)}
+        shaped = [r[i] * (1 - 0.25 * rank[i] / group_size) for i in range(group_size)]
+        mean, std = float(np.mean(shaped)), float(np.std(shaped, ddof=1))
+        expected += [(x - mean) / (std + 1e-6) for x in shaped]
+    torch.testing.assert_close(got, torch.tensor(expected), atol=1e-5, rtol=1e-5)
+    # It lifts the rare correct answer: among correct answers of a group the least likely gets the most.
+    for r, c, a in by_group(group_size, rewards, confidence, got):
+        correct = [i for i in range(group_size) if r[i] == 1]
+        if 1 <= len(correct) < group_size:
+            assert max(correct, key=lambda i: a[i]) == min(correct, key=lambda i: c[i])
 
 
 def test_rewards_float32_cannot_square_keep_their_grpo_order():

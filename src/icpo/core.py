@@ -14,6 +14,8 @@ The algorithm, top to bottom (docs/method.md has the full story):
      advantage: A = GRPO(r) + alpha * (p - mean_g p)
      fallback:  A = GRPO(r) + alpha * (p - mean_g p) * [all rewards of the group are equal]
                 (ours, not the paper's: the preference acts only where GRPO has no signal)
+     unlikeliness: A = GRPO(r * (1 - alpha * k_i / G)),  k_i the ascending confidence rank (0 = least
+                likely); He, Fried and Welleck's unlikeliness reward (arXiv 2506.02355), not ICPO
    with GRPO(x)_i = (x_i - mean_g x) / (std x + eps), std over the group ("group"), the batch
    ("batch"), or no scaling ("none"). alpha = 0 gives GRPO exactly (``grpo_advantages``).
 
@@ -45,7 +47,7 @@ import torch
 
 # The choices of each ICPO option: the Literal types are the one list; the tuples are read from them.
 Method = Literal["bt", "rank"]
-Combine = Literal["reward", "advantage", "fallback"]
+Combine = Literal["reward", "advantage", "fallback", "unlikeliness"]
 Direction = Literal["low", "high"]
 Schedule = Literal["constant", "linear"]
 Scale = Literal["group", "batch", "none"]
@@ -85,7 +87,8 @@ class ICPOOptions:
     combine: Combine = _option(
         "advantage",
         "advantage: GRPO(r) + alpha (p - mean p); reward: GRPO(r + alpha p); fallback (ours): advantage in "
-        "groups whose rewards are all equal, plain GRPO elsewhere",
+        "groups whose rewards are all equal, plain GRPO elsewhere; unlikeliness (He et al. 2025, a peer "
+        "method): GRPO(r (1 - alpha k / G)), k the ascending confidence rank",
     )
     direction: Direction = _option(
         "low", "low favours the less confident responses (the paper); high reverses it (ablation)"
@@ -379,6 +382,11 @@ def icpo_advantages(
       advantage: A = GRPO(r) + alpha * (p - mean_g p)
       fallback:  A = GRPO(r) + alpha * (p - mean_g p) * flat_g,  flat_g = [max_g r == min_g r]
                  (ours: the preference only in groups where GRPO's signal is zero)
+      unlikeliness: A = GRPO(r * (1 - alpha * k_i / G))   (He, Fried and Welleck 2025, arXiv 2506.02355)
+                 k_i = ascending rank of c_i among the G' rows of the group with a finite confidence
+                 (0 = the least likely; tied confidences share their mean rank; a row without one gets the
+                 middle rank (G' - 1) / 2); the paper uses alpha = beta = 0.25. ``method`` and ``tau`` are
+                 not used: the rank is the method.
 
     p = ``preference_scores(confidence, ...)``; GRPO as in ``grpo_advantages``. Unscorable rows
     (non-finite reward) get exactly 0 and are excluded from every group statistic. ``eps`` defaults
@@ -397,6 +405,14 @@ def icpo_advantages(
     r = torch.where(scorable, r, torch.full_like(r, float("nan")))
     # An unscorable row takes no part in the preference step either, so it cannot move its peers' p.
     confidence = torch.where(scorable, confidence.to(dtype), torch.full_like(r, float("nan")))
+    if combine == "unlikeliness":  # rank p = 1 - k / (G' - 1), so k = (1 - p) (G' - 1)
+        p = preference_scores(confidence, group_size, method="rank", direction=direction)
+        finite = torch.isfinite(confidence).reshape(num_groups, group_size)
+        peers = (finite.sum(dim=1, keepdim=True) - 1).clamp(min=0).expand(num_groups, group_size)
+        rank = (1.0 - p) * peers.reshape(-1).to(p.dtype)
+        shaped = r * (1.0 - alpha * rank / group_size)
+        advantages = _group_normalise(shaped, group_size, scale, eps)
+        return torch.nan_to_num(advantages.to(out_dtype), nan=0.0, posinf=0.0, neginf=0.0)
     p = preference_scores(confidence, group_size, method=method, tau=tau, direction=direction)
 
     if combine == "reward":
