@@ -310,3 +310,12 @@ def test_pass_at_k_is_the_unbiased_estimator():
     assert pass_at_k(32, 3, 32) == 1.0
     with pytest.raises(ValueError, match="1 <= k <= n"):
         pass_at_k(4, 1, 8)
+
+
+def test_report_and_out_names_that_cannot_hold_the_study_are_one_line(tmp_path, icpo_fails, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    line = icpo_fails("compare", "--out", str(tmp_path / "study"), "--report", "missing/report")
+    assert "--report 'missing/report' is not a file name" in line
+    assert "--out is empty" in icpo_fails("compare", "--out", "")
+    assert "--out is empty" in icpo_fails("demo", "--out", " ")
+    assert list(tmp_path.iterdir()) == []

@@ -77,6 +77,11 @@ def _plan(args) -> StudyPlan:
         if args.command == "demo"
         else args.report or f"report-{variants[1].name}-noise{settings.reward_noise:g}"
     )
+    if Path(report_name).name != report_name or report_name in (".", ".."):
+        raise ValueError(
+            f"--report {report_name!r} is not a file name; give a name without '/' (the report is written "
+            "into --out as NAME.md, NAME.csv, NAME.json and NAME-*.png)."
+        )
     out = check_output_folder(args.out)
     check_study_folder(out, settings, variants, seeds)
     return StudyPlan(out, settings, variants, seeds, report_name)
