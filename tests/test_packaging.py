@@ -8,6 +8,7 @@ SPDX license, extras) and its ``icpo`` entry point, and that ``import icpo`` nee
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -130,3 +131,52 @@ def test_wheel_installs_into_a_clean_venv_and_the_command_runs(built_wheel, tmp_
     for launcher in ([str(env_dir / "bin" / "icpo")], [str(python), "-m", "icpo"]):
         version = subprocess.run([*launcher, "--version"], capture_output=True, text=True, timeout=120)
         assert version.returncode == 0 and version.stdout.strip() == f"icpo {versions[0]}", version
+
+
+def test_from_outside_the_checkout_the_wheel_trains_and_evaluates_on_named_data(
+    built_wheel, tmp_path, tiny_policy, shared_benchmarks
+):
+    """The installed wheel, run from an empty folder with the data named by ICPO_BENCHMARKS_DIR: icpo train
+    on the word problems, then icpo eval on that recipe's held-out split and on GSM8K."""
+    import os
+
+    wheel, _ = built_wheel
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    python = env_dir / "bin" / "python"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    from transformers import AutoTokenizer
+
+    work = tmp_path / "elsewhere"
+    chat_policy = tmp_path / "chat-policy"  # the word-problem rows are chat prompts: give it a template
+    shutil.copytree(tiny_policy, chat_policy)
+    tokenizer = AutoTokenizer.from_pretrained(chat_policy)
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    tokenizer.save_pretrained(chat_policy)
+    work.mkdir()
+    (work / "recipe.yaml").write_text(
+        f"model: {chat_policy}\ndataset: wordproblems\nreward_funcs: [number_reward]\noutput_dir: policy\n"
+        "max_steps: 1\nper_device_train_batch_size: 4\nnum_generations: 4\nmax_completion_length: 4\n"
+        "save_strategy: 'no'\nreport_to: []\nuse_cpu: true\nbf16: false\n"
+    )
+    env = {**os.environ, "ICPO_BENCHMARKS_DIR": str(shared_benchmarks), "HF_HUB_OFFLINE": "1"}
+    icpo = str(env_dir / "bin" / "icpo")
+    short = ["--limit", "2", "--max-new-tokens", "2", "--no-progress"]
+    for command in (
+        [icpo, "train", "--config", "recipe.yaml"],
+        [icpo, "eval", "--model", "policy", "--recipe", "recipe.yaml", "--out", "eval-heldout", *short],
+        [icpo, "eval", "--model", "policy", "--benchmarks", "gsm8k", "--out", "eval-gsm8k", *short],
+    ):
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+    assert (work / "policy" / "metrics.jsonl").is_file()
+    for folder, benchmark in (("eval-heldout", "wordproblems-held-out"), ("eval-gsm8k", "gsm8k")):
+        assert benchmark in json.loads((work / folder / "summary.json").read_text())
