@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from icpo.eval.generation import SamplingSettings, completion_mask, sample_with_confidence
+from icpo.static_sampler import StaticCacheSampler
 
 
 def test_completion_mask_keeps_tokens_up_to_and_including_the_first_eos():
@@ -71,33 +72,31 @@ def forward_pass_confidence(model, tokenizer, prompt: str, completion_ids: list[
     return logps.gather(1, torch.tensor(completion_ids).unsqueeze(1)).mean().item()
 
 
-@pytest.mark.parametrize("observed", [True, False], ids=["recorded-during-generate", "forward-pass-fallback"])
-def test_confidence_is_the_raw_log_prob_mean_up_to_the_first_eos(loaded, monkeypatch, observed):
+def test_confidence_is_the_raw_log_prob_mean_up_to_the_first_eos(loaded, monkeypatch):
     """Left-padded prompts of different lengths, sampled at T = 0.7 with top-p; rows that end early: each
     confidence equals the forward-pass mean over the completion's tokens (EOS included) at temperature 1."""
-    from icpo.sampled_logps import SampledLogpsRecorder
-
     model, tokenizer = loaded
     prompts = ["1+1=", "12+34=", "7+8=", "99+1="] * 2
     settings = SamplingSettings(max_new_tokens=6, temperature=0.7, top_p=0.9)
-    generate, sampled = model.generate, []
+    sample, recorded = StaticCacheSampler.sample, []
 
-    def recording_generate(**kwargs):
-        output = generate(**kwargs)
-        sampled.append(output.sequences[:, kwargs["input_ids"].shape[1] :].tolist())
-        return output
+    def recording_sample(self, *args, **kwargs):
+        result = sample(self, *args, **kwargs)
+        recorded.append(result.completion_ids)
+        return result
 
-    monkeypatch.setattr(model, "generate", recording_generate)
+    monkeypatch.setattr(StaticCacheSampler, "sample", recording_sample)
     sample_with_confidence(model, tokenizer, prompts, settings, seed=1)
-    eos = sampled[0][0][2]  # row 0 ends by its third token
-    if not observed:
-        monkeypatch.setattr(SampledLogpsRecorder, "per_token_logps", lambda self, ids: None)
+    sampled = recorded[0]
+    eos = sampled[0][2]  # now row 0 ends by its third token
     monkeypatch.setattr(model.generation_config, "eos_token_id", eos)
     generations = sample_with_confidence(model, tokenizer, prompts, settings, seed=1)
     assert generations[0].finished and generations[0].num_tokens <= 3
     assert not all(g.finished for g in generations)
-    for prompt, generation, tokens in zip(prompts, generations, sampled[1], strict=True):
-        kept = tokens[: tokens.index(eos) + 1] if eos in tokens else tokens
-        assert generation.num_tokens == len(kept) and generation.finished == (eos in tokens)
+    stops = {eos, tokenizer.eos_token_id}
+    for prompt, generation, tokens in zip(prompts, generations, sampled, strict=True):
+        ends = [index for index, token in enumerate(tokens) if token in stops]
+        kept = tokens[: ends[0] + 1] if ends else tokens
+        assert generation.num_tokens == len(kept) and generation.finished == bool(ends)
         expected = forward_pass_confidence(model, tokenizer, prompt, kept)
         assert generation.confidence == pytest.approx(expected, abs=2e-5)

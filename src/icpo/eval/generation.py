@@ -6,9 +6,10 @@ tokens, whether it finished (emitted an end-of-sequence token) or was cut at ``m
 confidence c = icpo.core.sequence_confidence, the mean over completion tokens (the EOS token included,
 anything after it excluded: ``completion_mask``) of log softmax(logits)[token], computed from the
 model's raw logits, i.e. at temperature 1 whatever the sampling temperature or top-p, so confidence does
-not depend on how we sample. The log-probs are recorded while ``generate`` runs
-(``icpo.sampled_logps.SampledLogpsRecorder``): memory holds one vocabulary row per sequence, never the
-``[batch, tokens, vocabulary]`` logits of the whole completion.
+not depend on how we sample. Sampling is ``icpo.static_sampler`` (a static KV cache and inverse-CDF draws,
+the log-probs recorded as it goes: memory holds one vocabulary row per sequence, never the
+``[batch, tokens, vocabulary]`` logits of the whole completion); on CPU it is several times faster than
+``model.generate`` (docs/performance.md).
 
 Two backends behind one interface (``generate(prompts, settings, seed)`` and ``.tokenizer``):
 ``TransformersGenerator`` (any device, the one tested here; a thin owner of a model folder that calls
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 
 from icpo.core import sequence_confidence
-from icpo.sampled_logps import SampledLogpsRecorder
+from icpo.static_sampler import StaticCacheSampler, left_pad, preferred_dtype
 
 
 @dataclass(frozen=True)
@@ -90,61 +91,31 @@ def sample_with_confidence(
 
     ``prompts`` are complete model inputs (a chat template already applied: ``add_special_tokens``
     False). ``seed`` re-seeds torch's global generator first (None: leave it as it is, e.g. inside
-    training). The model's train/eval mode and the tokenizer's padding side are restored afterwards."""
+    training). The model's train/eval mode is restored afterwards."""
     settings.validate()
-    was_training, padding_side = model.training, tokenizer.padding_side
-    model.eval()
-    tokenizer.padding_side = "left"
-    try:
-        encoded = tokenizer(
-            list(prompts), return_tensors="pt", padding=True, add_special_tokens=add_special_tokens
-        ).to(model.device)
-        sampling = settings.temperature > 0
-        if seed is not None:
-            torch.manual_seed(seed)
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        # Temperature 1: the raw logits' log-probs, whatever the sampling temperature or top-p.
-        with SampledLogpsRecorder(model, temperature=1.0) as recorder:
-            output = model.generate(
-                **encoded,
-                max_new_tokens=settings.max_new_tokens,
-                do_sample=sampling,
-                temperature=settings.temperature if sampling else None,
-                top_p=settings.top_p if sampling else None,
-                top_k=0 if sampling else None,  # 0: no top-k cut (generation_config often sets 50)
-                return_dict_in_generate=True,
-                pad_token_id=pad_id,
-            )
-        tokens = output.sequences[:, encoded["input_ids"].shape[1] :]
-        eos_ids = eos_token_ids(model, tokenizer)
-        mask = completion_mask(tokens, eos_ids)
-        lengths = mask.sum(dim=1).tolist()
-        kept = [row[:n].tolist() for row, n in zip(tokens, lengths, strict=True)]
-        token_logps = recorder.per_token_logps(kept) or [
-            _forward_token_logps(model, prompt[attention.bool()], torch.tensor(ids, device=model.device))
-            for prompt, attention, ids in zip(
-                encoded["input_ids"], encoded["attention_mask"], kept, strict=True
-            )
-        ]
-    finally:
-        model.train(was_training)
-        tokenizer.padding_side = padding_side
-    padded = torch.nn.utils.rnn.pad_sequence(token_logps, batch_first=True)
-    confidence = sequence_confidence(padded, mask[:, : padded.shape[1]].to(padded.device)).tolist()
-    finished = (torch.isin(tokens, torch.tensor(eos_ids, device=tokens.device)) & mask.bool()).any(dim=1)
-    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in kept]
+    encoded = [tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"] for prompt in prompts]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    input_ids, attention_mask = left_pad(encoded, pad_id)
+    if seed is not None:
+        torch.manual_seed(seed)
+    sampled = StaticCacheSampler(model).sample(
+        input_ids,
+        attention_mask,
+        max_new_tokens=settings.max_new_tokens,
+        eos_token_ids=eos_token_ids(model, tokenizer),
+        pad_token_id=pad_id,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        score_temperature=1.0,  # the raw logits' log-probs, whatever the sampling temperature or top-p
+    )
+    token_logps = torch.nn.utils.rnn.pad_sequence(sampled.token_logps, batch_first=True)
+    lengths = torch.tensor([len(ids) for ids in sampled.completion_ids])
+    mask = (torch.arange(token_logps.size(1)) < lengths.unsqueeze(1)).long()
+    confidence = sequence_confidence(token_logps, mask).tolist()
     return [
-        Generation(text, float(c), int(n), bool(done))
-        for text, c, n, done in zip(texts, confidence, lengths, finished.tolist(), strict=True)
+        Generation(tokenizer.decode(ids, skip_special_tokens=True), c, len(ids), done)
+        for ids, c, done in zip(sampled.completion_ids, confidence, sampled.finished, strict=True)
     ]
-
-
-def _forward_token_logps(model: Any, prompt_ids: torch.Tensor, completion_ids: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[token] of each completion token, by one forward pass over the unpadded prompt and
-    completion: the fallback when ``generate`` could not be observed (``SampledLogpsRecorder`` gave None)."""
-    sequence = torch.cat([prompt_ids, completion_ids]).unsqueeze(0)
-    logits = model(input_ids=sequence).logits[0, prompt_ids.numel() - 1 : -1].float()
-    return torch.log_softmax(logits, dim=-1).gather(1, completion_ids.unsqueeze(1)).squeeze(1)
 
 
 class TransformersGenerator:
@@ -164,7 +135,7 @@ class TransformersGenerator:
 
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
-            dtype = dtype or (torch.bfloat16 if device == "cuda" else torch.float32)
+            dtype = dtype or preferred_dtype(device)  # bf16 on a GPU or a CPU with bf16 matrix units
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
