@@ -394,3 +394,36 @@ def test_ctrl_c_in_train_says_how_to_resume(tmp_path, tiny_policy, capsys, monke
         "icpo train: interrupted; rerun it with --resume_from_checkpoint true to continue from its newest "
         "checkpoint (save_strategy: steps saves them), or as it was to start again."
     ]
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (
+            {"per_device_train_batch_size": 0},
+            "per_device_train_batch_size: 0 is out of range; write an integer >= 1",
+        ),
+        ({"gradient_accumulation_steps": 0}, "gradient_accumulation_steps: 0 is out of range"),
+        ({"max_completion_length": 0}, "max_completion_length: 0 is out of range"),
+        ({"seed": -1}, "seed: -1 is out of range; write an integer in [0, 2**32 - 1]"),
+        ({"temperature": -1}, "temperature: -1.0 is out of range; write a number > 0"),
+        ({"top_p": 3}, "top_p: 3.0 is out of range; write a number in (0, 1]"),
+        ({"num_train": -5}, "num_train: -5 is out of range"),
+        ({"max_steps": -5}, "max_steps: -5 must be >= 1 (or -1 to train num_train_epochs)"),
+        ({"epsilon": -0.2}, "epsilon: -0.2 is out of range"),
+    ],
+    ids=lambda value: next(iter(value)) if isinstance(value, dict) else "",
+)
+def test_numbers_out_of_range_are_one_line_before_any_work(tmp_path, icpo_fails, keys, expected):
+    line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "bad.yaml", **keys)))
+    assert expected in line and str(tmp_path / "bad.yaml") in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_recipe_that_is_a_folder_or_not_utf8_is_one_line(tmp_path, icpo_fails):
+    (tmp_path / "folder.yaml").mkdir()
+    assert "is a folder; give a YAML file" in icpo_fails("train", "--config", str(tmp_path / "folder.yaml"))
+    (tmp_path / "latin1.yaml").write_bytes(b"model: tiny\n# caf\xe9\n")
+    assert f"{tmp_path / 'latin1.yaml'} is not UTF-8 text" in icpo_fails(
+        "train", "--config", str(tmp_path / "latin1.yaml")
+    )

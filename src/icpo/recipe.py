@@ -263,6 +263,37 @@ RECIPE_TYPES: dict[str, Any] = {
 }
 
 
+# Bounds the libraries do not check before work (or check only mid-run, in a traceback): (low, high, what
+# to write); a None bound is open. max_steps also takes -1 (train num_train_epochs instead).
+RANGES: dict[str, tuple[float | None, float | None, str]] = {
+    "per_device_train_batch_size": (1, None, "an integer >= 1"),
+    "gradient_accumulation_steps": (1, None, "an integer >= 1"),
+    "max_completion_length": (1, None, "an integer >= 1"),
+    "num_train": (1, None, "an integer >= 1"),
+    "num_train_epochs": (1e-9, None, "a number > 0"),
+    "seed": (0, 2**32 - 1, "an integer in [0, 2**32 - 1]"),
+    "temperature": (1e-9, None, "a number > 0"),
+    "top_p": (1e-9, 1, "a number in (0, 1]"),
+    "logging_steps": (1e-9, None, "a number > 0"),
+    "save_steps": (1e-9, None, "a number > 0"),
+    "beta": (0, None, "a number >= 0"),
+    "epsilon": (1e-9, None, "a number > 0"),
+    "warmup_ratio": (0, 1, "a number in [0, 1]"),
+    "held_out_fraction": (1e-9, 1 - 1e-9, "a number in (0, 1)"),
+}
+
+
+def _check_range(where: str, key: str, value: Any) -> None:
+    """A one-line ValueError when ``key``'s number lies outside ``RANGES`` (max_steps: -1 or >= 1)."""
+    if key == "max_steps" and isinstance(value, int) and value != -1 and value < 1:
+        raise ValueError(f"{where}: max_steps: {value} must be >= 1 (or -1 to train num_train_epochs).")
+    if key not in RANGES or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    low, high, wanted = RANGES[key]
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        raise ValueError(f"{where}: {key}: {value!r} is out of range; write {wanted}.")
+
+
 def parse_overrides(tokens: list[str]) -> dict[str, Any]:
     """``["--learning_rate", "1e-5", "--report_to=[]"]`` -> ``{"learning_rate": "1e-5", "report_to": []}``
     (values read as YAML)."""
@@ -511,10 +542,16 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
     from icpo.tasks import check_difficulty, get_task, rl_rows, train_test_problems
     from icpo.trl import ICPOConfig
 
+    if path.is_dir():
+        raise ValueError(f"recipe {str(path)!r} is a folder; give a YAML file (see recipes/).")
     if not path.is_file():
         raise ValueError(f"recipe file {str(path)!r} does not exist.")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {error.start}); save the recipe as UTF-8."
+        ) from None
     except yaml.YAMLError as error:
         raise ValueError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from None
     if not isinstance(raw, dict):
@@ -531,6 +568,7 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
         annotation = hints[key] if key in config_keys else RECIPE_TYPES.get(key)
         if annotation is not None:
             raw[key] = checked_value(source, key, raw[key], annotation)
+        _check_range(source, key, raw[key])
     if "model" not in raw:
         raise ValueError(f"{path}: missing key 'model' (a Hugging Face folder, a preset, or 'tiny').")
     if ("task" in raw) == ("dataset" in raw):
