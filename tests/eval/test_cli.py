@@ -119,6 +119,8 @@ def test_every_bad_argument_is_refused_before_anything_is_written(tiny_policy, t
         (["--batch-size", "0"], "--batch-size) must be >= 1, got 0"),
         (["--max-new-tokens", "0"], "--max-new-tokens) must be >= 1, got 0"),
         (["--limit", "0"], "--limit must be >= 1"),
+        (["--seed", "99999999999999999999"], "--seed must be in [0, 2**32 - 1]"),
+        (["--seed", "-1"], "--seed must be in [0, 2**32 - 1], got -1"),
         (["--temperature", "-0.5"], "--temperature) must be >= 0"),
         (["--samples", "2"], "at temperature 0 would be 2 copies"),
         (["--top-p", "0"], "--top-p) must lie in (0, 1]"),

@@ -176,6 +176,8 @@ def _load_inputs(args: argparse.Namespace) -> tuple[dict, dict]:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be >= 1 (or left out for every problem), got {args.limit}.")
+    if not 0 <= args.seed < 2**32:
+        raise ValueError(f"--seed must be in [0, 2**32 - 1], got {args.seed}.")
     check_arguments(args.samples, args.batch_size, _settings(args))
     if args.model in MODEL_PRESETS:  # built into its cache folder when the run starts
         check_preset_available(args.model)
