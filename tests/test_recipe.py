@@ -427,3 +427,16 @@ def test_a_recipe_that_is_a_folder_or_not_utf8_is_one_line(tmp_path, icpo_fails)
     assert f"{tmp_path / 'latin1.yaml'} is not UTF-8 text" in icpo_fails(
         "train", "--config", str(tmp_path / "latin1.yaml")
     )
+
+
+def test_a_damaged_or_other_warm_up_in_output_dir_is_one_line_before_any_work(tmp_path, icpo_fails):
+    warmup = tmp_path / "out" / "warmup"
+    warmup.mkdir(parents=True)
+    (warmup / "warmup.json").write_text('{"task": "addit')  # cut short
+    line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "r.yaml")))
+    assert f"{warmup / 'warmup.json'} is damaged (not JSON); delete {warmup}" in line
+    (warmup / "warmup.json").write_text('{"task": "countdown"}')
+    assert "holds a warm-up made with other settings" in icpo_fails(
+        "train", "--config", str(write_recipe(tmp_path / "r.yaml"))
+    )
+    assert sorted(p.name for p in warmup.iterdir()) == ["warmup.json"]

@@ -106,3 +106,15 @@ def test_a_target_needs_a_way_to_measure_it(tmp_path):
     with pytest.raises(ValueError, match="target_accuracy must be in"):
         warm_up(tmp_path / "w", WarmupSettings("addition", 2, target_accuracy=1.5), problems, lambda m: 0.0)
     assert not (tmp_path / "w").exists() and not (tmp_path / "w.tmp").exists()
+
+
+def test_a_damaged_start_record_is_one_line_naming_it(tmp_path):
+    from icpo.warmup import MARKER, START, read_start
+
+    (tmp_path / MARKER).write_text("{}")
+    (tmp_path / START).write_text("[1, 2")
+    with pytest.raises(ValueError, match=rf"{tmp_path / START} is damaged \(not JSON\); delete {tmp_path}"):
+        read_start(tmp_path)
+    (tmp_path / START).write_text("{}")
+    with pytest.raises(ValueError, match="lacks what a warm-up writes"):
+        read_start(tmp_path)

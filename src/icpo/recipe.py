@@ -649,11 +649,12 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
             f"{where}: trainable_layers: {recipe.trainable_layers}, but the model has {layers} decoder layers; "
             "give at most that, or remove the key to train every layer."
         )
-    if model == "tiny" and launched_processes() > 1:
+    if model == "tiny":
         from icpo.warmup import check_reusable
 
         warmup_dir, warm_up_settings, _ = _tiny_warm_up_plan(recipe)
-        if not check_reusable(warmup_dir, warm_up_settings):
+        # a warm-up there made with other settings, or damaged, is one line now, not after the lock
+        if not check_reusable(warmup_dir, warm_up_settings) and launched_processes() > 1:
             raise ValueError(
                 f"{path}: model 'tiny' is warmed up by a single process, and this launch has "
                 f"{launched_processes()}. Run the recipe once without `accelerate launch` (it warms up into "

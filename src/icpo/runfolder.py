@@ -87,6 +87,16 @@ def follow_umask(*paths: str | Path) -> None:
             path.chmod(0o777 & ~mask)
 
 
+def read_json(path: str | Path, fix: str) -> Any:
+    """The JSON a command wrote to ``path``; a one-line ValueError naming the file and ``fix`` (what to do)
+    when it is not UTF-8 JSON (cut short, edited, or not ours)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, IsADirectoryError):
+        raise ValueError(f"{path} is damaged (not JSON); {fix}") from None
+
+
 def write_json_atomically(path: str | Path, payload: Any) -> None:
     """``write_atomically`` of ``payload`` as indented JSON."""
     write_atomically(path, json.dumps(payload, indent=2) + "\n")

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from icpo.runfolder import read_json
 from icpo.tasks import Problem, get_task
 
 MARKER = "warmup.json"
@@ -87,14 +88,18 @@ def read_start(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / START
     if not path.exists():
         return None
-    record = json.loads(path.read_text())
-    settings = WarmupSettings(**json.loads((Path(folder) / MARKER).read_text()))
-    return {
-        "target": record["target_accuracy"],
-        "sft_step": record["step"],
-        "dev_accuracy": record["dev_accuracy"],
-        "reached": any(settings.reaches_target(check["dev_accuracy"]) for check in record["checks"]),
-    }
+    fix = f"delete {folder} to warm up again."
+    record, recorded = read_json(path, fix), read_json(Path(folder) / MARKER, fix)
+    try:
+        settings = WarmupSettings(**recorded)
+        return {
+            "target": record["target_accuracy"],
+            "sft_step": record["step"],
+            "dev_accuracy": record["dev_accuracy"],
+            "reached": any(settings.reaches_target(check["dev_accuracy"]) for check in record["checks"]),
+        }
+    except (TypeError, KeyError):
+        raise ValueError(f"{path} or its {MARKER} lacks what a warm-up writes; {fix}") from None
 
 
 def sft_rows(task_name: str, problems: list[Problem], mistake_rate: float, seed: int) -> list[dict[str, str]]:
@@ -117,7 +122,7 @@ def check_reusable(output_dir: str | Path, settings: WarmupSettings) -> bool:
     marker = Path(output_dir) / MARKER
     if not marker.exists():
         return False
-    recorded = json.loads(marker.read_text())
+    recorded = read_json(marker, f"delete {output_dir} to warm up again.")
     if recorded != asdict(settings):
         raise ValueError(
             f"{output_dir} holds a warm-up made with other settings ({recorded}); "
