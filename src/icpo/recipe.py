@@ -45,6 +45,7 @@ from icpo.runfolder import (
     follow_umask,
     locked_folder,
     numbered_jsonl,
+    read_json,
     write_atomically,
     write_json_atomically,
 )
@@ -506,12 +507,12 @@ def _check_previous_run(output_dir: Path, settings: dict[str, Any], resuming: bo
                 f"settings were not recorded ({RUN_RECORD}); {afresh}."
             )
         return
+    record = read_json(record_path, f"{afresh}.")
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
         previous, finished = record["settings"], record["finished"]
         if not isinstance(previous, dict) or not isinstance(finished, bool):
             raise TypeError
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise ValueError(f"{record_path} is damaged (not the run record icpo writes); {afresh}.") from None
     free = NOT_COMPARED + (RESUME_MAY_CHANGE if resuming else ())
     changed = {

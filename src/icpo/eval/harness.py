@@ -42,7 +42,7 @@ from icpo.eval.benchmarks import Problem, build_prompt
 from icpo.eval.generation import SamplingSettings
 from icpo.eval.metrics import auroc, expected_calibration_error, pass_at_k, reliability_plot
 from icpo.rewards import grade_many
-from icpo.runfolder import read_jsonl, write_json_atomically
+from icpo.runfolder import read_json, read_jsonl, write_json_atomically
 
 SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
     "samples.jsonl",
@@ -112,14 +112,10 @@ def check_config(out_dir: str | Path, config: dict[str, Any]) -> None:
     path = Path(out_dir) / CONFIG_FILE
     if not path.exists():
         return
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        previous = None
+    fix = "delete the folder (or pass a new --out) and run again."
+    previous = read_json(path, fix)
     if not isinstance(previous, dict):
-        raise ValueError(
-            f"{path} is not a JSON object of settings; delete the folder (or pass a new --out) and run again."
-        )
+        raise ValueError(f"{path} is not a JSON object of settings; {fix}")
     changed = {
         key: (previous.get(key), value)
         for key, value in config.items()
