@@ -94,7 +94,8 @@ def finished_run(out: Path, **changes) -> Path:
     settings = StudySettings(num_train=64, num_test=8, steps=3, eval_every=2)
     run_dir = out / "runs" / "grpo-noise0-seed0"
     run_dir.mkdir(parents=True)
-    result = {"settings": {**asdict(settings), **changes}, "variant_options": asdict(GRPO)}
+    result = {"settings": {**asdict(settings), **changes}, "variant_options": asdict(GRPO), "variant": "grpo",
+              "seed": 0, "eval_curve": [], "final": {}, "warm_start": {}, "wall_seconds": 1.0}  # fmt: skip
     (run_dir / "result.json").write_text(json.dumps(result))
     return run_dir / "result.json"
 
@@ -119,7 +120,10 @@ def test_bad_study_arguments_and_folders_give_one_line_before_any_write(tmp_path
     assert "holds a finished run made with other settings" in line and "grpo-noise0-seed0" in line
     result.write_text(result.read_text()[:40])  # a result.json cut short by an old crash
     line = icpo_fails("compare", "--seeds", "1", "--out", str(out), *TINY_STUDY)
-    assert f"{result} is not complete JSON" in line and "delete it" in line
+    assert f"{result} is damaged (not JSON); delete it" in line
+    result.write_text('{"variant": "grpo"}')  # JSON, but not what a run writes: the report would fail
+    line = icpo_fails("compare", "--seeds", "1", "--out", str(out), *TINY_STUDY)
+    assert f"{result} lacks variant_options, seed" in line and "delete it" in line
     assert tree(out) == ["runs", "runs/grpo-noise0-seed0", "runs/grpo-noise0-seed0/result.json"]
 
 

@@ -18,12 +18,12 @@ with other settings is an error (``check_study_folder``, before any work) rather
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from icpo.heldout import evaluate, max_completion_chars
 from icpo.rl_run import RESULT, StudySettings, Variant, run_rl
+from icpo.runfolder import read_json
 
 LOG_FILE = "icpo.log"  # what transformers, TRL and datasets print during a study
 # The longest a warm-up to a target accuracy may train (it stops at the target): on the shared machine
@@ -97,17 +97,31 @@ def start_missed(out: Path, settings: StudySettings, seed: int) -> str | None:
     )
 
 
+# What the report reads from each result.json (icpo.rl_run.run_rl writes them all).
+RESULT_KEYS = (
+    "variant",
+    "variant_options",
+    "seed",
+    "settings",
+    "eval_curve",
+    "final",
+    "warm_start",
+    "wall_seconds",
+)
+
+
 def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> dict[str, Any] | None:
     """The run's result if it finished with these settings; raises if it finished with others."""
     path = run_dir / RESULT
     if not path.exists():
         return None
-    try:
-        result = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise ValueError(
-            f"{path} is not complete JSON (left by a crash?); delete it and that run is redone."
-        ) from None
+    fix = "delete it and that run is redone."
+    result = read_json(path, fix)
+    missing = (
+        [key for key in RESULT_KEYS if key not in result] if isinstance(result, dict) else list(RESULT_KEYS)
+    )
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)} (not a result a run wrote); {fix}")
     if not (_recorded_as(settings, result["settings"]) and _recorded_as(variant, result["variant_options"])):
         raise ValueError(
             f"{run_dir} holds a finished run made with other settings; use another --out folder or delete it."
@@ -128,7 +142,7 @@ def check_study_folder(
     out: Path, settings: StudySettings, variants: list[Variant], seeds: list[int]
 ) -> dict[Path, dict[str, Any] | None]:
     """Read what ``out`` already holds for this study, writing nothing: each planned run's result (None if
-    not finished). A ValueError names a result.json that is not complete JSON, or a finished run or
+    not finished). A ValueError names a result.json that is damaged or incomplete, or a finished run or
     warm-up made with other settings."""
     from icpo.warmup import check_reusable
 
