@@ -348,6 +348,7 @@ def test_bad_models_folders_and_values_are_one_line_before_any_work(
         ({"model": str(tiny_policy), "trainable_layers": 5}, "the model has 2 decoder layers"),
         ({"learning_rate": -1e-4}, "learning_rate must be >= 0"),
         ({"output_dir": ""}, "output_dir is empty"),
+        ({"output_dir": "/sys/icpo-test-out"}, "output_dir /sys/icpo-test-out cannot be written"),
         ({"num_generations": 3, "per_device_train_batch_size": 8}, "must be divisible by num_generations"),
     ]
     for keys, message in cases:

@@ -268,6 +268,8 @@ def test_bad_out_folders_and_damaged_run_files_are_one_line(tiny_policy, tmp_pat
     (tmp_path / "a-file").write_text("x")
     assert main(_toy_command(tiny_policy, data, tmp_path / "a-file" / "run")) == 2
     assert "which is a file" in _one_error_line(capsys)
+    assert main(_toy_command(tiny_policy, data, "/sys/icpo-test-out")) == 2  # read-only even for root
+    assert "--out /sys/icpo-test-out cannot be written" in _one_error_line(capsys)
     assert list((tmp_path / "work").iterdir()) == []
 
     out = tmp_path / "out"
