@@ -338,10 +338,17 @@ def test_bad_models_folders_and_values_are_one_line_before_any_work(
 
     no_weights = shutil.copytree(tiny_policy, tmp_path / "no-weights")
     (no_weights / "model.safetensors").unlink()
+    damaged = shutil.copytree(tiny_policy, tmp_path / "damaged")
+    weights = (damaged / "model.safetensors").read_bytes()
+    (damaged / "model.safetensors").write_bytes(weights[: len(weights) // 2])  # a copy cut short
+    cut_tokenizer = shutil.copytree(tiny_policy, tmp_path / "cut-tokenizer")
+    (cut_tokenizer / "tokenizer.json").write_text((cut_tokenizer / "tokenizer.json").read_text()[:40])
     (tmp_path / "data-folder.jsonl").mkdir()
     monkeypatch.chdir(tmp_path)
     cases = [
         ({"model": str(no_weights)}, "has no weights"),
+        ({"model": str(damaged)}, f"{damaged / 'model.safetensors'} is incomplete"),
+        ({"model": str(cut_tokenizer)}, f"{cut_tokenizer / 'tokenizer.json'} is damaged (not JSON)"),
         ({"model": "no-such-model"}, "model folder 'no-such-model' does not exist"),
         ({"model": "runs/no-such-model"}, "is neither a folder here"),
         ({"trainable_layers": 3}, "trainable_layers: 3, but the model has 2 decoder layers"),
@@ -364,7 +371,16 @@ def test_bad_models_folders_and_values_are_one_line_before_any_work(
     line = icpo_fails("train", "--config", str(write_recipe(tmp_path / "ok.yaml")), "--max_steps", "abc")
     assert "--max_steps (on the command line): max_steps: 'abc' is not an int" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["no-weights", "data-folder.jsonl", "bad.yaml", "rows.jsonl", "r.yaml", "ok.yaml"]
+        [
+            "no-weights",
+            "damaged",
+            "cut-tokenizer",
+            "data-folder.jsonl",
+            "bad.yaml",
+            "rows.jsonl",
+            "r.yaml",
+            "ok.yaml",
+        ]
     )
 
 

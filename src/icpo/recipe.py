@@ -111,8 +111,8 @@ def _unknown_key_message(key: str, known: list[str], where: str) -> str:
 
 def check_model_folder(model: str) -> None:
     """Raise a ValueError unless ``model`` is a folder holding a config, weights and a tokenizer (what
-    from_pretrained needs)."""
-    from icpo.models import WEIGHT_PATTERNS
+    from_pretrained needs), its JSON files readable and its safetensors whole."""
+    from icpo.models import WEIGHT_PATTERNS, check_safetensors
 
     folder = Path(model)
     if folder.is_file():
@@ -131,6 +131,12 @@ def check_model_folder(model: str) -> None:
             f"model folder {model!r} has no tokenizer ({' or '.join(TOKENIZER_FILES)}); "
             "save one there with tokenizer.save_pretrained(folder)."
         )
+    fix = "the folder is damaged: save the model there again (or copy it whole)."
+    for name in ("config.json", *TOKENIZER_FILES):
+        if (folder / name).is_file() and not isinstance(read_json(folder / name, fix), dict):
+            raise ValueError(f"{folder / name} is not a JSON object; {fix}")
+    for weights in folder.glob("*.safetensors"):
+        check_safetensors(weights)
 
 
 def check_model(model: str) -> None:
