@@ -298,6 +298,12 @@ def test_resume_passes_over_a_half_written_checkpoint_and_names_it(tmp_path, tin
         len(notes) == 2 and "passing over" in notes[0] and "checkpoint-3: no trainer_state.json" in notes[0]
     )
     assert "checkpoint-2: model.safetensors is cut short" in notes[1]
+    optimizer = out / "checkpoint-1" / "optimizer.pt"
+    good_optimizer = optimizer.read_bytes()
+    optimizer.write_bytes(good_optimizer[:-50])  # torch.load would fail mid-resume
+    line = icpo_fails("train", "--config", str(recipe), "--resume_from_checkpoint", str(out / "checkpoint-1"))
+    assert "optimizer.pt is cut short or damaged" in line
+    optimizer.write_bytes(good_optimizer)
     (out / "checkpoint-1" / "trainer_state.json").write_text("{garbage")
     line = icpo_fails("train", "--config", str(recipe), "--resume_from_checkpoint", str(out / "checkpoint-1"))
     assert "trainer_state.json is damaged" in line

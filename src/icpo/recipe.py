@@ -428,18 +428,22 @@ def check_services(config: Any, where: str) -> None:
 
 def _checkpoint_problem(folder: Path) -> str | None:
     """Why ``folder`` cannot be resumed from (None when it is a complete checkpoint): the trainer writes
-    trainer_state.json last, so a save cut short lacks it; its weights must be whole too."""
+    trainer_state.json last, so a save cut short lacks it; its weights, and the optimiser, scheduler and
+    RNG states torch saved (zip archives), must be whole too."""
+    import zipfile
+
     from icpo.models import check_safetensors
 
     state = folder / "trainer_state.json"
     if not state.is_file():
         return "no trainer_state.json (its save was cut short)"
     try:
-        step = json.loads(state.read_text(encoding="utf-8")).get("global_step")
+        record = json.loads(state.read_text(encoding="utf-8"))
+        whole = isinstance(record.get("global_step"), int) and isinstance(record.get("log_history"), list)
     except (ValueError, AttributeError):
-        step = None
-    if not isinstance(step, int):
-        return "its trainer_state.json is damaged (not JSON with a global_step)"
+        whole = False
+    if not whole:
+        return "its trainer_state.json is damaged (not JSON with a global_step and a log_history)"
     weights = list(folder.glob("*.safetensors"))
     if not weights and not any(folder.glob("*.bin")):
         return "no weights"
@@ -447,6 +451,9 @@ def _checkpoint_problem(folder: Path) -> str | None:
         try:
             check_safetensors(path)
         except ValueError:
+            return f"{path.name} is cut short or damaged"
+    for path in sorted([*folder.glob("*.pt"), *folder.glob("*.pth"), *folder.glob("*.bin")]):
+        if not zipfile.is_zipfile(path):
             return f"{path.name} is cut short or damaged"
     return None
 
