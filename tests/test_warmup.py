@@ -40,7 +40,10 @@ def test_warm_up_writes_a_loadable_policy_once(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert model.config.hidden_size == 32 and tokenizer("12+3=").input_ids
 
+    from icpo.runfolder import current_umask
+
     weights = next(folder.glob("*.safetensors"))
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # as every other file, not 0600
     written = weights.stat().st_mtime_ns
     assert warm_up(tmp_path / "warm", settings, problems) == folder
     assert weights.stat().st_mtime_ns == written  # reused, not retrained

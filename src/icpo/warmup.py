@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from icpo.runfolder import read_json
+from icpo.runfolder import follow_umask, read_json
 from icpo.tasks import Problem, get_task
 
 MARKER = "warmup.json"
@@ -201,6 +201,7 @@ def warm_up(
         start.update(target_accuracy=target, checks=stopper.checks)
         (staging / START).write_text(json.dumps(start, indent=1))
     trainer.save_model(str(staging))
+    follow_umask(*staging.glob("*.safetensors"))  # safetensors writes them 0600
     tokenizer.save_pretrained(staging)
     shutil.rmtree(staging / "trainer", ignore_errors=True)
     (staging / MARKER).write_text(json.dumps(asdict(settings), indent=2))
