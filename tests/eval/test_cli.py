@@ -271,6 +271,10 @@ def test_bad_out_folders_and_damaged_run_files_are_one_line(tiny_policy, tmp_pat
     assert main(_toy_command(tiny_policy, data, "/sys/icpo-test-out")) == 2  # read-only even for root
     assert "--out /sys/icpo-test-out cannot be written" in _one_error_line(capsys)
     assert list((tmp_path / "work").iterdir()) == []
+    model_config = (tiny_policy / "config.json").read_text()
+    assert main(_toy_command(tiny_policy, data, tiny_policy)) == 2  # --out is the model's own folder
+    assert "is not an icpo eval's config.json (a model folder?)" in _one_error_line(capsys)
+    assert (tiny_policy / "config.json").read_text() == model_config
 
     out = tmp_path / "out"
     assert main(_toy_command(tiny_policy, data, out)) == 0

@@ -116,6 +116,11 @@ def check_config(out_dir: str | Path, config: dict[str, Any]) -> None:
     previous = read_json(path, fix)
     if not isinstance(previous, dict):
         raise ValueError(f"{path} is not a JSON object of settings; {fix}")
+    if "samples" not in previous:  # e.g. --out is a model folder: its config.json is the model's
+        raise ValueError(
+            f"{path} is not an icpo eval's config.json (a model folder?); pass another --out, eval writes "
+            "its own config.json there."
+        )
     changed = {
         key: (previous.get(key), value)
         for key, value in config.items()
