@@ -463,3 +463,31 @@ def test_a_damaged_or_other_warm_up_in_output_dir_is_one_line_before_any_work(tm
         "train", "--config", str(write_recipe(tmp_path / "r.yaml"))
     )
     assert sorted(p.name for p in warmup.iterdir()) == ["warmup.json"]
+
+
+def test_a_stopped_run_with_checkpoints_is_resumed_not_restarted(
+    tmp_path, tiny_policy, monkeypatch, icpo_fails
+):
+    from icpo import recipe as recipe_module
+    from icpo.recipe import run_recipe
+
+    calls = []
+
+    def stops_at_the_third_step(completions, **_):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return [0.0] * len(completions)
+
+    recipe = short_run_recipe(tmp_path, tiny_policy, max_steps=4, save_strategy="steps", save_steps=1)
+    with monkeypatch.context() as patch:
+        patch.setattr(recipe_module, "reward_registry", lambda: {"addition_correct": stops_at_the_third_step})
+        with pytest.raises(KeyboardInterrupt):
+            run_recipe(load_recipe(recipe))
+    logged = (tmp_path / "out" / "metrics.jsonl").read_text()
+    line = icpo_fails("train", "--config", str(recipe))
+    assert "holds a stopped run of this recipe with checkpoints (checkpoint-1, checkpoint-2)" in line
+    assert "--resume_from_checkpoint true" in line
+    assert (tmp_path / "out" / "metrics.jsonl").read_text() == logged
+    resumed = load_recipe(recipe, {"resume_from_checkpoint": True})
+    assert resumed.config.resume_from_checkpoint == str(tmp_path / "out" / "checkpoint-2")

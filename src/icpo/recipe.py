@@ -10,8 +10,8 @@ the command prints its absolute path when the run ends.
 short, e.g. by a full disk, is named in one line and passed over), or give the folder itself.
 
 One output_dir holds one run: its settings are recorded in ``output_dir/icpo_recipe.json``. A rerun with
-other settings is refused, and so is a rerun of a finished run without ``resume_from_checkpoint`` (pass
-another output_dir, or delete it, to start afresh). A resumed run keeps its recorded settings, except that
+other settings is refused, and so is a rerun without ``resume_from_checkpoint`` of a finished run or of a
+stopped one that left a checkpoint (pass another output_dir, or delete it, to start afresh). A resumed run keeps its recorded settings, except that
 ``max_steps`` (or ``num_train_epochs``) may change to train on; any other override is refused, not silently
 lost to the checkpoint's optimiser and scheduler state. Keys that only change what is logged or where
 (``NOT_COMPARED``) may always change.
@@ -507,8 +507,9 @@ RUN_OUTPUTS = (METRICS_FILE, "model.safetensors", "trainer_state.json")
 
 def _check_previous_run(output_dir: Path, settings: dict[str, Any], resuming: bool, where: str) -> None:
     """Refuse (one-line ValueError) a run that would overwrite or mix with the run ``output_dir`` holds:
-    one with other settings (a resumed run may change ``RESUME_MAY_CHANGE``), a finished one rerun without
-    resuming, or run files whose settings were not recorded."""
+    one with other settings (a resumed run may change ``RESUME_MAY_CHANGE``), a finished one, or a stopped
+    one with a checkpoint to continue from, rerun without resuming, or run files whose settings were not
+    recorded. A stopped run without checkpoints may start again (it lost nothing it could resume)."""
     record_path = output_dir / RUN_RECORD
     afresh = f"to start afresh, give another output_dir or delete {output_dir}"
     if not record_path.exists():
@@ -543,6 +544,13 @@ def _check_previous_run(output_dir: Path, settings: dict[str, Any], resuming: bo
         raise ValueError(
             f"{where}: output_dir {output_dir} holds a finished run of this recipe; to train it further pass "
             f"--resume_from_checkpoint true and a larger --max_steps, or {afresh}."
+        )
+    checkpoints = [p for p in output_dir.glob(f"{CHECKPOINT_PREFIX}*") if _checkpoint_problem(p) is None]
+    if not resuming and checkpoints:
+        raise ValueError(
+            f"{where}: output_dir {output_dir} holds a stopped run of this recipe with checkpoints "
+            f"({', '.join(sorted(p.name for p in checkpoints)[-2:])}); continue it with "
+            f"--resume_from_checkpoint true, or {afresh}."
         )
 
 
