@@ -277,6 +277,11 @@ def test_a_finished_run_is_never_overwritten_by_a_rerun(tmp_path, tiny_policy, i
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
 
+    record = json.loads((out / "icpo_recipe.json").read_text())
+    del record["settings"]["beta"]  # a field a library upgrade added since: not a change of settings
+    record["settings"]["a_removed_field"] = 1
+    (out / "icpo_recipe.json").write_text(json.dumps(record))
+    assert "holds a finished run of this recipe" in icpo_fails("train", "--config", recipe)
     (out / "icpo_recipe.json").unlink()  # a run made before settings were recorded
     assert "whose settings were not recorded" in icpo_fails("train", "--config", recipe)
 

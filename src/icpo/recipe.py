@@ -529,9 +529,12 @@ def _check_previous_run(output_dir: Path, settings: dict[str, Any], resuming: bo
     except (KeyError, TypeError):
         raise ValueError(f"{record_path} is damaged (not the run record icpo writes); {afresh}.") from None
     free = NOT_COMPARED + (RESUME_MAY_CHANGE if resuming else ())
+    # A recipe key written in one run and not the other is a change; an ICPOConfig field only one record
+    # has was added or removed by a library upgrade, and is left out.
+    compared = ({*previous, *settings} & set(RECIPE_KEYS)) | (previous.keys() & settings.keys())
     changed = {
         key: (previous.get(key), settings.get(key))
-        for key in sorted({*previous, *settings} - set(free))
+        for key in sorted(compared - set(free))
         if previous.get(key) != settings.get(key)
     }
     if changed:
