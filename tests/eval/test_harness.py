@@ -148,6 +148,16 @@ def test_a_truncated_last_line_is_cut_before_appending(tmp_path):
     assert path.read_text() == _line("p0", 0) + _line("p0", 1)
 
 
+def test_a_samples_file_that_is_a_symlink_is_refused_and_its_target_kept(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("line one\nno final newline")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / SAMPLES_FILE).symlink_to(victim)
+    with pytest.raises(ValueError, match="is a symlink"):
+        read_samples(tmp_path / "out" / SAMPLES_FILE)
+    assert victim.read_text() == "line one\nno final newline"
+
+
 def test_a_sample_written_twice_is_an_error_not_an_average(tmp_path):
     from icpo.runfolder import DuplicateRecord
 

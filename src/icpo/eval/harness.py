@@ -70,20 +70,25 @@ def sample_key(record: dict[str, Any]) -> tuple[str, str, int]:
 
 def stored_samples(path: Path) -> list[dict[str, Any]]:
     """The complete lines of a samples file, read without changing it; a line lacking a field of
-    ``SAMPLE_FIELDS`` is a ValueError naming file and line, a repeated sample a ``DuplicateRecord``."""
+    ``SAMPLE_FIELDS`` is a ValueError naming file and line, a repeated sample a ``DuplicateRecord``. A
+    symlink is refused: the run appends to this file and cuts its partial last line, which must never
+    reach a file elsewhere."""
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symlink (to {os.readlink(path)}); icpo does not follow it. Delete it.")
     return read_jsonl(path, key=sample_key, fields=SAMPLE_FIELDS)
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """``stored_samples``, after a final line without its newline (a kill mid-write) is cut from the file
     so that appending continues cleanly."""
+    records = stored_samples(path)
     if path.is_file():
         data = path.read_bytes()
         complete = len(data[: data.rfind(b"\n") + 1])
         if complete < len(data):
             with path.open("r+b") as handle:
                 handle.truncate(complete)
-    return stored_samples(path)
+    return records
 
 
 def check_arguments(samples: int, batch_size: int, settings: SamplingSettings) -> None:
