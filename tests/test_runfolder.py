@@ -13,9 +13,10 @@ import pytest
 from icpo.runfolder import (
     DuplicateRecord,
     FolderInUse,
-    UnsafeLockFile,
+    UnsafeFile,
     follow_umask,
     locked_folder,
+    open_for_append,
     read_jsonl,
     write_atomically,
     write_json_atomically,
@@ -86,28 +87,42 @@ def test_a_lock_file_that_is_a_symlink_is_refused_and_its_target_kept(tmp_path):
     victim.write_text("someone else's data\n")
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / ".lock").symlink_to(victim)
-    with pytest.raises(UnsafeLockFile, match=r"\.lock is a symlink"), locked_folder(tmp_path / "run"):
+    with pytest.raises(UnsafeFile, match=r"\.lock is a symlink"), locked_folder(tmp_path / "run"):
         pass
     assert victim.read_text() == "someone else's data\n"
     dangling = tmp_path / "dangling"
     dangling.mkdir()
     (dangling / ".lock").symlink_to(tmp_path / "created-through-the-link")
-    with pytest.raises(UnsafeLockFile), locked_folder(dangling):
+    with pytest.raises(UnsafeFile), locked_folder(dangling):
         pass
     assert not (tmp_path / "created-through-the-link").exists()
+
+
+def test_appending_never_writes_through_a_symlink(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept\n")
+    (tmp_path / "icpo.log").symlink_to(victim)
+    with pytest.raises(UnsafeFile, match="icpo.log is a symlink"):
+        open_for_append(tmp_path / "icpo.log")
+    assert victim.read_text() == "kept\n"
+    with open_for_append(tmp_path / "new.log") as handle:
+        handle.write("one\n")
+    with open_for_append(tmp_path / "new.log") as handle:
+        handle.write("two\n")
+    assert (tmp_path / "new.log").read_text() == "one\ntwo\n"
 
 
 def test_a_lock_file_holding_data_or_other_links_is_left_untouched(tmp_path):
     (tmp_path / "big").mkdir()
     (tmp_path / "big" / ".lock").write_text("x" * 1000)
-    with pytest.raises(UnsafeLockFile, match="not an icpo lock file"), locked_folder(tmp_path / "big"):
+    with pytest.raises(UnsafeFile, match="not an icpo lock file"), locked_folder(tmp_path / "big"):
         pass
     assert (tmp_path / "big" / ".lock").read_text() == "x" * 1000
     victim = tmp_path / "victim"
     victim.write_text("12\n")
     (tmp_path / "linked").mkdir()
     (tmp_path / "linked" / ".lock").hardlink_to(victim)
-    with pytest.raises(UnsafeLockFile, match="2 links"), locked_folder(tmp_path / "linked"):
+    with pytest.raises(UnsafeFile, match="2 links"), locked_folder(tmp_path / "linked"):
         pass
     assert victim.read_text() == "12\n"
 

@@ -26,8 +26,10 @@ def library_output_to(log_file: str | Path) -> Iterator[Path]:
     import huggingface_hub.utils
     import transformers.utils.logging as transformers_logging
 
+    from icpo.runfolder import open_for_append
+
     log_file = Path(log_file)
-    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler = logging.StreamHandler(open_for_append(log_file))  # never through a symlink
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
     saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
@@ -49,6 +51,7 @@ def library_output_to(log_file: str | Path) -> Iterator[Path]:
             logger.handlers, logger.propagate = handlers, propagate
         logging.captureWarnings(False)
         handler.close()
+        handler.stream.close()
         for was_on, enable in zip(
             bars_were_on,
             (

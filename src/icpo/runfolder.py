@@ -6,7 +6,7 @@
   there. The kernel drops the lock when its process dies, so a lock left by a killed run is taken over
   safely; a second live writer gets ``FolderInUse`` naming the holder's PID. The lock file is never
   followed through a symlink nor truncated unless it is a lock file (a small, singly linked regular file):
-  anything else there is refused with ``UnsafeLockFile``, so a planted ``.lock`` cannot empty another file.
+  anything else there is refused with ``UnsafeFile``, so a planted ``.lock`` cannot empty another file.
 - Files written here follow the umask like any other file (``tempfile.mkstemp`` would make them 0600);
   ``follow_umask`` gives that mode to files another library wrote privately (safetensors' weights).
 - ``read_jsonl``: one record per line; a record whose key appears twice is an error, never averaged in.
@@ -22,7 +22,7 @@ import secrets
 import stat
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 LOCK_FILE = ".lock"
 LOCK_FILE_MAX_BYTES = 64  # a lock file holds one PID line; anything bigger is someone's data
@@ -32,8 +32,9 @@ class FolderInUse(RuntimeError):
     """Another live process holds the folder's lock."""
 
 
-class UnsafeLockFile(FolderInUse):
-    """The folder's ``.lock`` is a symlink or not a lock file: it is left untouched."""
+class UnsafeFile(FolderInUse):
+    """A file icpo keeps in the folder (its ``.lock``, a log) is a symlink or not icpo's: it is left
+    untouched and the folder is not used."""
 
 
 class DuplicateRecord(ValueError):
@@ -108,7 +109,7 @@ def locked_folder(folder: str | Path) -> Iterator[Path]:
 
     Raises ``FolderInUse`` at once (no waiting) when another live process holds it; the message names
     that process and the fix. A lock file left by a killed process does not block: the lock itself died
-    with its holder. A ``.lock`` that is a symlink or not a lock file raises ``UnsafeLockFile`` (a
+    with its holder. A ``.lock`` that is a symlink or not a lock file raises ``UnsafeFile`` (a
     ``FolderInUse``) and is left as it is."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -133,28 +134,38 @@ def locked_folder(folder: str | Path) -> Iterator[Path]:
         os.close(handle)
 
 
-def _open_lock_file(lock_path: Path) -> int:
-    """Open (or create) ``lock_path`` without following a symlink or truncating it; ``UnsafeLockFile``
-    when it is anything but a lock file icpo could have written."""
+def _open_without_following(path: Path, flags: int) -> int:
+    """``os.open`` of ``path`` with ``flags``, created with the umask's mode when missing, never through a
+    symlink; ``UnsafeFile`` when it is one or cannot be opened."""
     try:
-        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        return os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     except OSError as error:
-        if lock_path.is_symlink():
-            raise UnsafeLockFile(
-                f"{lock_path} is a symlink (to {os.readlink(lock_path)}); icpo does not follow it. "
+        if path.is_symlink():
+            raise UnsafeFile(
+                f"{path} is a symlink (to {os.readlink(path)}); icpo does not follow it. "
                 "Delete the link, or write to another folder."
             ) from None
-        raise UnsafeLockFile(
-            f"{lock_path} cannot be opened ({error.strerror}); write to another folder."
-        ) from None
+        raise UnsafeFile(f"{path} cannot be opened ({error.strerror}); write to another folder.") from None
+
+
+def _open_lock_file(lock_path: Path) -> int:
+    """Open (or create) ``lock_path`` without following a symlink or truncating it; ``UnsafeFile``
+    when it is anything but a lock file icpo could have written."""
+    handle = _open_without_following(lock_path, os.O_RDWR)
     info = os.fstat(handle)
     if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size > LOCK_FILE_MAX_BYTES:
         os.close(handle)
-        raise UnsafeLockFile(
+        raise UnsafeFile(
             f"{lock_path} is not an icpo lock file (a {info.st_size}-byte file with {info.st_nlink} "
             "links); it is left untouched: move it away, or write to another folder."
         )
     return handle
+
+
+def open_for_append(path: str | Path) -> TextIO:
+    """``path`` opened for appending text (created with the umask's mode when missing), never through a
+    symlink: one there raises ``UnsafeFile`` and is left as it is."""
+    return os.fdopen(_open_without_following(Path(path), os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8")
 
 
 def numbered_jsonl(path: str | Path, keep_unterminated: bool = False) -> Iterator[tuple[int, Any]]:

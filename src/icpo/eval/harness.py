@@ -42,7 +42,7 @@ from icpo.eval.benchmarks import Problem, build_prompt
 from icpo.eval.generation import SamplingSettings
 from icpo.eval.metrics import auroc, expected_calibration_error, pass_at_k, reliability_plot
 from icpo.rewards import grade_many
-from icpo.runfolder import read_json, read_jsonl, write_json_atomically
+from icpo.runfolder import open_for_append, read_json, read_jsonl, write_json_atomically
 
 SAMPLES_FILE, SUMMARY_FILE, CONFIG_FILE, PLOT_FILE = (
     "samples.jsonl",
@@ -175,7 +175,7 @@ def evaluate(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomically(out_dir / CONFIG_FILE, config)
 
-    with samples_path.open("a", encoding="utf-8") as sink:
+    with open_for_append(samples_path) as sink:
         for name, problems in benchmarks.items():
             work = [(problem, index) for problem in problems for index in range(samples)]
             chunks = [work[start : start + batch_size] for start in range(0, len(work), batch_size)]
