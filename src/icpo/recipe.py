@@ -45,6 +45,7 @@ from icpo.runfolder import (
     follow_umask,
     locked_folder,
     numbered_jsonl,
+    open_for_append,
     read_json,
     write_atomically,
     write_json_atomically,
@@ -736,7 +737,7 @@ def _run_files_callback(path: Path) -> Any:
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and _step_logs(state.log_history[-1:]):
-                with path.open("a") as handle:
+                with open_for_append(path) as handle:
                     handle.write(json.dumps(state.log_history[-1]) + "\n")
 
     return RunFiles()
