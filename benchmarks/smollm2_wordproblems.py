@@ -7,7 +7,7 @@ For each seed, trains ``recipes/smollm2_wordproblems_grpo.yaml`` and ``..._icpo.
 ``--held-out`` problems of the recipes' held-out split: greedy accuracy, avg@k at temperature 1, the share of
 completions cut at the token limit, and the overconfident-error rate / within-group AUROC of the k samples.
 Each run writes ``runs/{variant}-seed{S}/result.json`` atomically when done, so a killed comparison resumes at
-the first unfinished run. The report (``icpo.report``: table, paired differences, PNG curves) is rewritten
+the first unfinished run. The report (``icpo.study.report``: table, paired differences, PNG curves) is rewritten
 after every run.
 """
 
@@ -73,8 +73,8 @@ def main() -> None:
 
     from icpo.models import resolve_model
     from icpo.recipe import METRICS_FILE, load_recipe, run_recipe
-    from icpo.report import write_report
     from icpo.runfolder import write_json_atomically
+    from icpo.study.report import write_report
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1")

@@ -28,9 +28,9 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from icpo.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
 from icpo.runfolder import FolderInUse, locked_folder, write_atomically
-from icpo.study import _recorded_as, load_finished, run_folder_name, start_missed, warm_start_for
+from icpo.study.engine import _recorded_as, load_finished, run_folder_name, start_missed, warm_start_for
+from icpo.study.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NOISES = (0.0, 0.2, 0.4)  # share of rewards flipped at random
@@ -64,7 +64,7 @@ def claim_evidence(summary: dict, compared: list[str]) -> str:
     difference from GRPO and a mark: + (CI excludes 0 in the claimed direction), - (CI excludes 0 in the
     opposite direction), ~ (CI includes 0, or fewer than 3 seeds: with 2, equal differences give a
     zero-width interval)."""
-    from icpo.report import format_difference
+    from icpo.study.report import format_difference
 
     def mark(diff: dict, sign: int) -> str:
         low, high = sorted(sign * bound for bound in diff["ci95"])
@@ -224,7 +224,7 @@ def run_and_report(out: Path, args, grid: list[StudySettings], variants: dict[st
             log.write(
                 json.dumps({"argv": argv, "started": started, "wall_seconds": time.time() - started}) + "\n"
             )
-    from icpo.report import grid_summary, plot_curves, write_grid_report
+    from icpo.study.report import grid_summary, plot_curves, write_grid_report
 
     results, left_out = finished_results(out, args.seeds, grid, list(variants.values()))
     report = write_grid_report(Path(args.docs), results, variants, args.name)

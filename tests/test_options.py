@@ -26,7 +26,7 @@ from icpo.core import (
     sequence_confidence,
     step_metrics,
 )
-from icpo.rl_run import GRPO, Variant
+from icpo.study.rl_run import GRPO, Variant
 from icpo.trl import CONFIG_FIELDS, ICPOConfig
 
 

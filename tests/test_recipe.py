@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from icpo.recipe import load_recipe
-from tests.test_study import write_recipe as write_tiny_recipe
+from tests.study.test_study import write_recipe as write_tiny_recipe
 from tests.trl_setup import launch_two_processes
 
 

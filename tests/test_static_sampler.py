@@ -131,21 +131,24 @@ def test_a_low_precision_copy_follows_the_trained_parameters_only(policy):
     model = AutoModelForCausalLM.from_pretrained(model.name_or_path).eval()
     model.requires_grad_(False).lm_head.requires_grad_(True)
     sampler = StaticCacheSampler(model, dtype=torch.bfloat16)
-    input_ids, attention_mask = encoded(tokenizer)
-    kwargs = dict(
-        max_new_tokens=4, eos_token_ids=[tokenizer.eos_token_id], pad_token_id=tokenizer.pad_token_id
-    )
-    sampler.sample(input_ids, attention_mask, **kwargs)
-    copy = sampler._sampling_model()
-    assert copy is not model and next(copy.parameters()).dtype == torch.bfloat16
+    input_ids, _ = encoded(tokenizer)
+
+    def logits(sampling_model):
+        with torch.no_grad():
+            return sampling_model(input_ids=input_ids).logits
+
+    copied = sampler._sampling_model()
+    assert copied is not model and next(copied.parameters()).dtype == torch.bfloat16
     with torch.no_grad():
-        model.lm_head.weight.add_(1.0)
-        model.model.layers[0].mlp.up_proj.weight.add_(
-            1.0
-        )  # frozen: the copy keeps the values it was made with
-    sampler.sample(input_ids, attention_mask, **kwargs)
-    assert sampler._sampling_model() is copy
-    torch.testing.assert_close(copy.lm_head.weight, model.lm_head.weight.bfloat16())
-    frozen = model.model.layers[0].mlp.up_proj.weight
-    assert not torch.equal(copy.model.layers[0].mlp.up_proj.weight, frozen.bfloat16())
+        model.lm_head.weight.mul_(-1.5)  # trained: the copy follows it
+    refreshed = logits(sampler._sampling_model())
+    assert sampler._sampling_model() is copied
+    torch.testing.assert_close(refreshed, logits(StaticCacheSampler(model, torch.bfloat16)._sampling_model()))
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.add_(1.0)  # frozen: the copy keeps what it was made with
+    torch.testing.assert_close(logits(sampler._sampling_model()), refreshed)
     assert model.lm_head.weight.dtype == torch.float32  # the policy itself is untouched
+    bf16_reference = logits(model.to(torch.bfloat16))  # the packed copy computes what a bf16 model does
+    assert (
+        logits(StaticCacheSampler(model.float(), torch.bfloat16)._sampling_model()) - bf16_reference
+    ).abs().max() < 0.05

@@ -13,7 +13,7 @@ import sys
 
 from icpo.command import OneLineParser
 
-COMMAND_MODULES = ("icpo.study_cli", "icpo.recipe", "icpo.eval.cli")
+COMMAND_MODULES = ("icpo.study.cli", "icpo.recipe", "icpo.eval.cli")
 
 
 def build_parser() -> OneLineParser:

@@ -1,6 +1,6 @@
 """What every ``icpo`` sub-command shares: input checked before any work, and errors as one line.
 
-A command module (``icpo.study_cli``, ``icpo.eval.cli``, ...) imports from here, never from ``icpo.cli``
+A command module (``icpo.study.cli``, ``icpo.eval.cli``, ...) imports from here, never from ``icpo.cli``
 (the dispatcher that imports the command modules), so no two modules import each other.
 """
 

@@ -585,6 +585,8 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
     overrides = overrides or {}
     raw = {**raw, **overrides}
     where = str(path)
+    if raw.get("bf16") == "auto":  # the recipe's fast path: bf16 where this machine computes it fast
+        raw["bf16"] = automatic_bf16(bool(raw.get("use_cpu", False)))
     hints = typing.get_type_hints(ICPOConfig)
     config_keys = [f.name for f in fields(ICPOConfig) if f.init]
     for key in raw:
@@ -687,6 +689,16 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
                 f"{warmup_dir}), then launch it again."
             )
     return recipe
+
+
+def automatic_bf16(use_cpu: bool) -> bool:
+    """``bf16: auto``: True on a GPU with bf16 or a CPU with bf16 matrix units (AMX), else False."""
+    import torch
+
+    from icpo.static_sampler import preferred_dtype
+
+    device = "cuda" if torch.cuda.is_available() and not use_cpu else "cpu"
+    return preferred_dtype(device) == torch.bfloat16
 
 
 def launched_processes() -> int:

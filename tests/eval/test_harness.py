@@ -38,16 +38,23 @@ def test_batched_generation_equals_one_at_a_time_under_greedy(generator):
         assert b.confidence == pytest.approx(s.confidence, abs=1e-4)
 
 
-def test_confidence_is_the_mean_log_prob_at_temperature_one(generator):
+def test_confidence_is_the_mean_log_prob_at_temperature_one(generator, monkeypatch):
     import torch
 
+    from icpo.static_sampler import StaticCacheSampler
+
+    sample, sampled = StaticCacheSampler.sample, []
+
+    def recording_sample(self, *args, **kwargs):
+        sampled.append(sample(self, *args, **kwargs))
+        return sampled[-1]
+
+    monkeypatch.setattr(StaticCacheSampler, "sample", recording_sample)
     prompt = "What is seven times six?"
     hot = generator.generate([prompt], SamplingSettings(max_new_tokens=6, temperature=5.0), seed=3)[0]
     prompt_ids = generator.tokenizer(prompt, add_special_tokens=False, return_tensors="pt").input_ids
-    text_ids = generator.tokenizer(hot.text, add_special_tokens=False).input_ids
-    stopped = hot.num_tokens == len(text_ids) + 1  # an EOS ended it: it counts as a completion token
-    completion_ids = torch.tensor([text_ids + [generator.tokenizer.eos_token_id] * stopped])
-    assert hot.num_tokens == completion_ids.shape[1] and (stopped or hot.num_tokens == 6)
+    completion_ids = torch.tensor([sampled[0].completion_ids[0]])
+    assert hot.num_tokens == completion_ids.shape[1] and (hot.finished or hot.num_tokens == 6)
     with torch.no_grad():
         logits = generator.model(torch.cat([prompt_ids, completion_ids], dim=1)).logits[
             0, prompt_ids.shape[1] - 1 : -1

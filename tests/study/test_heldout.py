@@ -1,5 +1,5 @@
-"""The study's held-out evaluation samples and scores with icpo eval's sampler and gives the numbers of the
-former study-only code path (one ``generate`` with k return sequences, transformers' transition scores)."""
+"""The study's held-out evaluation samples and scores with icpo eval's sampler and gives the numbers of an
+independent reference: greedy decoding by ``model.generate``, the same samples scored by a forward pass."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from icpo.core import overconfident_error_rate, sequence_confidence, within_group_auroc
-from icpo.heldout import EvalResult, evaluate, pass_at_k
+from icpo.core import overconfident_error_rate, within_group_auroc
+from icpo.static_sampler import StaticCacheSampler, left_pad
+from icpo.study.heldout import EvalResult, evaluate, pass_at_k
 from icpo.tasks import generate_problems
 
 
@@ -21,7 +22,7 @@ def parity(task_name, problems, texts):
 
 @torch.no_grad()
 def reference_evaluate(model, tokenizer, problems, max_new_tokens: int, k: int) -> EvalResult:
-    """The study's evaluation as it was before it used icpo.eval.generation."""
+    """The study's evaluation written out: greedy by ``generate``, samples scored by a forward pass."""
     model.eval()
     encoded = tokenizer([p.prompt for p in problems], return_tensors="pt", padding=True)
     width = encoded.input_ids.shape[1]
@@ -29,16 +30,20 @@ def reference_evaluate(model, tokenizer, problems, max_new_tokens: int, k: int) 
     greedy = model.generate(**encoded, do_sample=False, **common)
     texts = tokenizer.batch_decode(greedy[:, width:], skip_special_tokens=True)
     greedy_accuracy = sum(parity(None, problems, texts)) / len(problems)
-    sampled = model.generate(
-        **encoded, do_sample=True, temperature=1.0, top_k=0, num_return_sequences=k,
-        output_scores=True, return_dict_in_generate=True, **common,
-    )  # fmt: skip
-    ids = sampled.sequences[:, width:]
-    token_logps = model.compute_transition_scores(sampled.sequences, sampled.scores, normalize_logits=True)
-    is_end = (ids == tokenizer.eos_token_id).int()
-    mask = (torch.cumsum(is_end, dim=1) - is_end) == 0
-    confidence = sequence_confidence(token_logps, mask)
-    correct = torch.tensor(parity(None, None, tokenizer.batch_decode(ids, skip_special_tokens=True)))
+    rows = [tokenizer(p.prompt)["input_ids"] for p in problems for _ in range(k)]
+    input_ids, attention_mask = left_pad(rows, tokenizer.pad_token_id)
+    sampled = StaticCacheSampler(model).sample(
+        input_ids, attention_mask, max_new_tokens=max_new_tokens, eos_token_ids=[tokenizer.eos_token_id],
+        pad_token_id=tokenizer.pad_token_id, temperature=1.0,
+    ).completion_ids  # fmt: skip
+    confidence = torch.tensor([
+        torch.log_softmax(model(torch.tensor([row + ids])).logits[0, len(row) - 1 : -1], -1)[
+            torch.arange(len(ids)), ids
+        ].mean().item()
+        for row, ids in zip(rows, sampled, strict=True)
+    ])  # fmt: skip
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in sampled]
+    correct = torch.tensor(parity(None, None, texts))
     per_prompt = correct.reshape(len(problems), k).sum(dim=1).tolist()
     pass_at = {j: sum(pass_at_k(k, c, j) for c in per_prompt) / len(problems) for j in (1, 2, 4)}
     return EvalResult(

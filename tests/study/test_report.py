@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from icpo.report import paired_difference, summarise, write_report
+from icpo.study.report import paired_difference, summarise, write_report
 
 
 def test_paired_difference_matches_hand_computation():
@@ -118,7 +118,7 @@ def _grid_result(variant: str, seed: int, start: float, noise: float, accuracy: 
 
 
 def test_grid_pairs_by_seed_within_each_cell_and_leaves_undefined_metrics_out():
-    from icpo.report import grid_summary
+    from icpo.study.report import grid_summary
 
     results = [_grid_result("g", s, 0.1, 0.0, 0.2, heldout_within_group_auroc=0.6) for s in range(3)]
     results += [_grid_result("g", s, 0.4, 0.2, 0.5) for s in range(2)]
@@ -148,15 +148,15 @@ def test_grid_pairs_by_seed_within_each_cell_and_leaves_undefined_metrics_out():
 
 
 def test_steps_to_target_is_the_first_evaluation_past_the_margin_or_nan():
-    from icpo.report import steps_to_target
+    from icpo.study.report import steps_to_target
 
     assert steps_to_target(_grid_result("g", 0, 0.1, 0.0, 0.2)) == 20.0
     assert math.isnan(steps_to_target(_grid_result("g", 0, 0.1, 0.0, 0.12)))
 
 
 def test_grid_report_writes_tables_that_say_undefined_and_a_heat_map(tmp_path):
-    from icpo.report import write_grid_report
-    from icpo.rl_run import GRPO, Variant
+    from icpo.study.report import write_grid_report
+    from icpo.study.rl_run import GRPO, Variant
 
     variants = {"grpo": GRPO, "icpo": Variant(alpha=0.5)}
     names = {label: v.name for label, v in variants.items()}
@@ -178,7 +178,7 @@ def test_grid_report_writes_tables_that_say_undefined_and_a_heat_map(tmp_path):
 
 
 def test_grid_counts_the_seeds_that_reach_the_target_even_when_no_pair_does():
-    from icpo.report import grid_summary, render_grid_markdown
+    from icpo.study.report import grid_summary, render_grid_markdown
 
     # GRPO reaches 0.15 on seed 0 only; ICPO on seed 1 only: no pair, but 1 of 2 seeds each.
     results = [_grid_result("g", 0, 0.1, 0.0, 0.2), _grid_result("g", 1, 0.1, 0.0, 0.11)]

@@ -1,6 +1,6 @@
 """The study report: curves averaged across seeds, a summary table, paired differences, CSV and JSON.
 
-Input: the run results written by ``icpo.rl_run.run_rl`` (one dict per (variant, seed)). Output, in
+Input: the run results written by ``icpo.study.rl_run.run_rl`` (one dict per (variant, seed)). Output, in
 the study folder, all written atomically:
 
 - ``{name}.md``: the summary table (mean over seeds of each final metric), the paired difference of each

@@ -10,16 +10,16 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from icpo.rl_run import GRPO, StudySettings, Variant
-from icpo.study import run_folder_name
+from icpo.study.engine import run_folder_name
+from icpo.study.rl_run import GRPO, StudySettings, Variant
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "study_grid.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "study_grid.py"
 DEFAULT = Variant(alpha=0.5, combine="advantage")
 FALLBACK = Variant(alpha=0.5, combine="fallback")
 
 
 def finished_run(out: Path, variant: Variant, settings: StudySettings, seed: int, accuracy: float) -> None:
-    """A result.json as ``icpo.rl_run.run_rl`` writes it, reduced to what the report reads."""
+    """A result.json as ``icpo.study.rl_run.run_rl`` writes it, reduced to what the report reads."""
     folder = out / "runs" / run_folder_name(variant, settings, seed)
     folder.mkdir(parents=True)
     start = settings.start_accuracy
@@ -79,7 +79,7 @@ def test_the_full_grid_marks_the_claimed_direction(tmp_path):
 
 
 def test_seeds_whose_warm_up_missed_the_start_are_replaced_by_the_next_and_named(tmp_path):
-    from icpo.study import warm_up_plan
+    from icpo.study.engine import warm_up_plan
     from icpo.warmup import MARKER, START
 
     out, docs = tmp_path / "grid", tmp_path / "docs"

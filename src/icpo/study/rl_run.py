@@ -2,7 +2,7 @@
 
 ``run_rl`` trains one ``Variant`` (the ICPO options; ``GRPO`` is alpha 0) for one seed with the
 ``StudySettings``, measures held-out greedy accuracy every ``eval_every`` steps and, at the end, the
-metrics of ``icpo.heldout.evaluate``; it writes metrics.jsonl and TensorBoard events as it goes and
+metrics of ``icpo.study.heldout.evaluate``; it writes metrics.jsonl and TensorBoard events as it goes and
 ``result.json`` (atomically, last) when done.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from icpo.core import ICPOOptions
-from icpo.heldout import evaluate, max_completion_chars
 from icpo.runfolder import write_json_atomically
+from icpo.study.heldout import evaluate, max_completion_chars
 from icpo.warmup import read_start
 
 RESULT = "result.json"

@@ -1,5 +1,5 @@
-"""A study: one RL run (``icpo.rl_run``) for every (variant, seed), all variants of one seed starting from
-the same cached warm-up (``icpo.warmup``), then the report (``icpo.report``).
+"""A study: one RL run (``icpo.study.rl_run``) for every (variant, seed), all variants of one seed starting from
+the same cached warm-up (``icpo.warmup``), then the report (``icpo.study.report``).
 
 Layout of a study folder (``--out`` of ``icpo demo``/``icpo compare``)::
 
@@ -21,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from icpo.heldout import evaluate, max_completion_chars
-from icpo.rl_run import RESULT, StudySettings, Variant, run_rl
 from icpo.runfolder import read_json
+from icpo.study.heldout import evaluate, max_completion_chars
+from icpo.study.rl_run import RESULT, StudySettings, Variant, run_rl
 
 LOG_FILE = "icpo.log"  # what transformers, TRL and datasets print during a study
 # The longest a warm-up to a target accuracy may train (it stops at the target): on the shared machine
@@ -97,7 +97,7 @@ def start_missed(out: Path, settings: StudySettings, seed: int) -> str | None:
     )
 
 
-# What the report reads from each result.json (icpo.rl_run.run_rl writes them all).
+# What the report reads from each result.json (icpo.study.rl_run.run_rl writes them all).
 RESULT_KEYS = (
     "variant",
     "variant_options",
@@ -164,7 +164,7 @@ def run_study(
     from tqdm.auto import tqdm
 
     from icpo.console import library_output_to
-    from icpo.report import write_report
+    from icpo.study.report import write_report
 
     # The policy is tiny: one intra-op thread is faster than two fighting over a busy CPU.
     torch.set_num_threads(1)

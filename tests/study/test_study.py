@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from icpo.rl_run import GRPO, StudySettings, Variant
-from icpo.study import run_study
+from icpo.study.engine import run_study
+from icpo.study.rl_run import GRPO, StudySettings, Variant
 
 # The real CLI dispatcher, limited to this module's commands (other command modules may be absent).
 CLI = (
-    "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.study_cli', 'icpo.recipe'); "
+    "import sys, icpo.cli as c; c.COMMAND_MODULES = ('icpo.study.cli', 'icpo.recipe'); "
     "sys.exit(c.main(sys.argv[1:]))"
 )
 TINY_STUDY = ["--num-train", "64", "--num-test", "8", "--steps", "3", "--eval-every", "2"]
@@ -128,7 +128,7 @@ def test_bad_study_arguments_and_folders_give_one_line_before_any_write(tmp_path
 
 
 def test_a_run_recorded_before_an_option_existed_is_still_recognised(tmp_path):
-    from icpo.study import load_finished
+    from icpo.study.engine import load_finished
 
     result = finished_run(tmp_path)
     recorded = json.loads(result.read_text())
@@ -206,16 +206,22 @@ def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "recipe", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.name
+    "recipe", sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml")), ids=lambda p: p.name
 )
 def test_shipped_recipes_load(recipe):
-    from icpo.recipe import load_recipe
+    """Every shipped recipe loads; its bf16 is off, or ``auto``: on exactly where the CPU has AMX."""
+    import yaml
+
+    from icpo.recipe import automatic_bf16, load_recipe
 
     loaded = load_recipe(recipe)
     assert loaded.rows and loaded.reward_names
     if loaded.task is not None:
         assert loaded.model == "tiny" and loaded.reward_names == [f"{loaded.task}_correct"]
-    assert loaded.config.use_cpu and not loaded.config.bf16
+    written = yaml.safe_load(recipe.read_text())["bf16"]
+    assert loaded.config.use_cpu and loaded.config.bf16 == (
+        automatic_bf16(True) if written == "auto" else False
+    )
 
 
 @pytest.mark.slow
@@ -248,7 +254,7 @@ def _recorded_warm_up(out: Path, settings: StudySettings, seed: int, dev_accurac
     seed that is left out) and the two records, with every check at ``dev_accuracy``."""
     import shutil
 
-    from icpo.study import warm_up_plan
+    from icpo.study.engine import warm_up_plan
     from icpo.warmup import MARKER, START
 
     folder, warm_settings = warm_up_plan(out, settings, seed)
@@ -306,7 +312,7 @@ def test_a_study_where_no_seed_reaches_the_start_fails_naming_each_seed(tmp_path
 
 
 def test_pass_at_k_is_the_unbiased_estimator():
-    from icpo.heldout import pass_at_k
+    from icpo.study.heldout import pass_at_k
 
     assert pass_at_k(4, 0, 2) == 0.0 and pass_at_k(4, 4, 1) == 1.0
     assert pass_at_k(4, 1, 1) == pytest.approx(0.25)

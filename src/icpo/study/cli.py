@@ -1,4 +1,4 @@
-"""``icpo demo`` and ``icpo compare``: a study of GRPO against one ICPO variant (``icpo.study``).
+"""``icpo demo`` and ``icpo compare``: a study of GRPO against one ICPO variant (``icpo.study.engine``).
 
 Every argument, and the --out folder's finished runs and warm-ups, are checked before any work or write;
 the folder is then locked for as long as the command writes there.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from icpo.command import check_output_folder, checked_command
 from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
-from icpo.rl_run import GRPO, StudySettings, Variant
+from icpo.study.rl_run import GRPO, StudySettings, Variant
 
 
 def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySettings) -> None:
@@ -64,7 +64,7 @@ def _plan(args) -> StudyPlan:
     """Check the arguments and the --out folder before any work or write; ValueError names what is wrong.
     Finished runs already in --out are read, so a truncated result.json or a run made with other settings
     is reported here, not after hours of training."""
-    from icpo.study import check_study_folder
+    from icpo.study.engine import check_study_folder
 
     settings, variants = _settings_and_variants(args)
     if getattr(args, "seeds", 1) < 1:
@@ -119,7 +119,7 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
 
 
 def _run_plan(args, plan: StudyPlan) -> int:
-    from icpo.study import run_study
+    from icpo.study.engine import run_study
 
     report = run_study(plan.out, plan.settings, plan.variants, plan.seeds, plan.report_name)
     print(f"report: {report}")
