@@ -142,6 +142,9 @@ class StaticCacheSampler:
     def _make_copy(self) -> torch.nn.Module:
         """The policy in ``dtype``, its linear layers packed where oneDNN can (``PackedLinear``)."""
         copied = copy.deepcopy(self.model).to(self.dtype).eval().requires_grad_(False)
+        # accelerate's mixed precision patches the instance's forward (autocast, outputs cast to float32):
+        # the copy computes in its own dtype and uses the class's forward.
+        copied.__dict__.pop("forward", None)
         device = next(copied.parameters()).device
         if can_pack_linear_weights(self.dtype, device):
             sources = dict(self.model.named_modules())

@@ -8,6 +8,7 @@ samples' confidence (``icpo.core``; groups of k per prompt).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -28,33 +29,60 @@ def pass_at_k(num_samples: int, num_correct: int, k: int) -> float:
 
 
 def evaluate(model, tokenizer, task_name: str, problems, max_new_tokens: int, k: int = 0) -> EvalResult:
-    """Greedy accuracy on ``problems``; with ``k > 0`` also, from k samples per prompt at temperature 1:
-    avg@k (their mean accuracy), pass@j for j = 1, 2, 4, ... <= k (mean over prompts), and the
-    overconfident-error rate and within-group AUROC of their confidence (groups of k per prompt).
-    Sampling and confidence: ``icpo.eval.generation.sample_with_confidence``, as ``icpo eval``."""
+    """``evaluate_prompts`` on a synthetic task's held-out ``problems`` (plain-text prompts with the tokenizer's
+    special tokens, the task's exact checker, samples at temperature 1)."""
+    from icpo.tasks import correctness
+
+    return evaluate_prompts(
+        model,
+        tokenizer,
+        [p.prompt for p in problems],
+        lambda rows, texts: correctness(task_name, [problems[row] for row in rows], texts),
+        max_new_tokens,
+        k,
+        add_special_tokens=True,
+    )
+
+
+def evaluate_prompts(
+    model,
+    tokenizer,
+    prompts: list[str],
+    grade: Callable[[list[int], list[str]], list[bool]],
+    max_new_tokens: int,
+    k: int = 0,
+    temperature: float = 1.0,
+    add_special_tokens: bool = False,
+    dtype=None,
+) -> EvalResult:
+    """The study's one held-out evaluator: greedy accuracy on ``prompts``; with ``k > 0`` also, from k
+    samples per prompt at ``temperature``: avg@k (their mean accuracy), pass@j for j = 1, 2, 4, ... <= k
+    (mean over prompts), and the overconfident-error rate and within-group AUROC of their confidence
+    (groups of k per prompt). ``grade(prompt_indices, completions)`` says which completions are right.
+    Sampling and confidence: ``icpo.eval.generation.sample_with_confidence``, as ``icpo eval`` (``dtype``:
+    sample from a copy of the model in that dtype)."""
     import torch
 
     from icpo.core import overconfident_error_rate, within_group_auroc
     from icpo.eval.generation import SamplingSettings, sample_with_confidence
-    from icpo.tasks import correctness
 
-    prompts = [p.prompt for p in problems]
+    def sample(rows: list[str], sampling_temperature: float):
+        settings = SamplingSettings(max_new_tokens=max_new_tokens, temperature=sampling_temperature)
+        return sample_with_confidence(
+            model, tokenizer, rows, settings, add_special_tokens=add_special_tokens, dtype=dtype
+        )
 
-    def sample(rows: list[str], temperature: float):
-        settings = SamplingSettings(max_new_tokens=max_new_tokens, temperature=temperature)
-        return sample_with_confidence(model, tokenizer, rows, settings, add_special_tokens=True)
-
-    greedy = sample(prompts, temperature=0.0)
-    greedy_accuracy = sum(correctness(task_name, problems, [g.text for g in greedy])) / len(problems)
+    greedy = sample(prompts, 0.0)
+    greedy_accuracy = sum(grade(list(range(len(prompts))), [g.text for g in greedy])) / len(prompts)
     if k == 0:
         return EvalResult(greedy_accuracy, math.nan, math.nan)
-    sampled = sample([prompt for prompt in prompts for _ in range(k)], temperature=1.0)
-    repeated = [problem for problem in problems for _ in range(k)]
-    correct = torch.tensor(correctness(task_name, repeated, [g.text for g in sampled]))
+    sampled = sample([prompt for prompt in prompts for _ in range(k)], temperature)
+    rows = [row for row in range(len(prompts)) for _ in range(k)]
+    correct = torch.tensor(grade(rows, [g.text for g in sampled]))
     confidence = torch.tensor([g.confidence for g in sampled])
-    per_prompt = correct.reshape(len(problems), k).sum(dim=1).tolist()
+    per_prompt = correct.reshape(len(prompts), k).sum(dim=1).tolist()
     pass_at = {
-        j: sum(pass_at_k(k, c, j) for c in per_prompt) / len(problems)
+        j: sum(pass_at_k(k, c, j) for c in per_prompt) / len(prompts)
         for j in (2**e for e in range(k.bit_length()))
     }
     return EvalResult(

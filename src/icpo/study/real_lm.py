@@ -1,0 +1,240 @@
+"""The study on a real LM: every method x seed from one pretrained start, on chat arithmetic, resumable.
+
+``run_real_lm_study(plan)`` trains, for each seed and each method, ``ICPOTrainer`` on the fast path
+(``icpo_sampler="static"``, bf16 where the CPU has AMX, no activation checkpointing, the top
+``trainable_layers`` layers trained) and evaluates with ``icpo.study.heldout.evaluate_prompts`` on the
+regime's held-out problems, in the chat prompt the policy trained with: greedy accuracy every
+``eval_every`` steps (the curve), and at the end greedy accuracy, avg@k and pass@j from k samples at the
+training temperature, the overconfident-error rate and within-group AUROC. The start policy is evaluated
+once the same way (``start.json``; the evaluator's random numbers are fixed), so every comparison shows
+GRPO's own gain.
+
+Layout of ``--out``::
+
+    start.json                          the start policy's held-out metrics (the same evaluator)
+    runs/{method}-seed{S}/result.json   written atomically, last; metrics.jsonl, TensorBoard events
+
+A run whose result.json exists is never redone; a run folder without it is cleared and run again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from icpo.study.methods import Method
+from icpo.study.rl_run import RESULT, _recorder_callback
+
+
+@dataclass(frozen=True)
+class RealLMSettings:
+    """Everything a real-LM run depends on besides its method and seed."""
+
+    model: str = "smollm2-135m-instruct"
+    regime: str = "single-digit"
+    steps: int = 100
+    prompts_per_step: int = 4
+    num_generations: int = 8
+    max_new_tokens: int = 32
+    temperature: float = 0.7
+    learning_rate: float = 5e-5
+    trainable_layers: int = 4
+    num_test: int = 64
+    eval_every: int = 25
+    avg_k: int = 16
+    split_seed: int = 0
+
+
+def _policy(settings: RealLMSettings):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from icpo.models import resolve_model, train_only_top_layers
+
+    folder = resolve_model(settings.model)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    train_only_top_layers(model, settings.trainable_layers)
+    return model, tokenizer
+
+
+def _evaluator(settings: RealLMSettings, tokenizer, test):
+    """``evaluate(model, k)``: the held-out metrics of ``model`` on ``test`` in its training prompt."""
+    import torch
+
+    from icpo.rewards import number_reward
+    from icpo.static_sampler import preferred_dtype
+    from icpo.study.arithmetic import chat
+    from icpo.study.heldout import evaluate_prompts
+
+    prompts = [
+        tokenizer.apply_chat_template(chat(p), tokenize=False, add_generation_prompt=True) for p in test
+    ]
+    dtype = preferred_dtype("cpu")
+
+    def grade(rows: list[int], texts: list[str]) -> list[bool]:
+        rewards = number_reward(
+            prompts=[None] * len(texts), completions=texts, answer=[test[row].answer for row in rows]
+        )
+        return [reward == 1.0 for reward in rewards]
+
+    def evaluate(model, k: int = 0):
+        torch.manual_seed(0)  # every policy is evaluated on the same random numbers
+        return evaluate_prompts(
+            model,
+            tokenizer,
+            prompts,
+            grade,
+            settings.max_new_tokens,
+            k,
+            settings.temperature,
+            dtype=None if dtype == torch.float32 else dtype,
+        )
+
+    return evaluate
+
+
+def _final_metrics(result, k: int) -> dict[str, float]:
+    return {
+        "greedy_accuracy": result.greedy_accuracy,
+        f"avg_at_{k}": result.avg_at_k,
+        **{f"pass_at_{j}": value for j, value in result.pass_at.items()},
+        "heldout_overconfident_error_rate": result.overconfident_error_rate,
+        "heldout_within_group_auroc": result.within_group_auroc,
+    }
+
+
+def evaluate_start(settings: RealLMSettings, path: Path) -> dict[str, Any]:
+    """The start policy's held-out metrics (read back when ``path`` exists)."""
+    from icpo.runfolder import write_json_atomically
+    from icpo.study.arithmetic import split
+
+    if path.is_file():
+        return json.loads(path.read_text())
+    model, tokenizer = _policy(settings)
+    _, test = split(settings.regime, settings.num_test, settings.split_seed)
+    started = time.perf_counter()
+    metrics = _final_metrics(_evaluator(settings, tokenizer, test)(model, settings.avg_k), settings.avg_k)
+    start = {"settings": asdict(settings), "final": metrics, "wall_seconds": time.perf_counter() - started}
+    write_json_atomically(path, start)
+    return start
+
+
+def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Path) -> dict[str, Any]:
+    """Train ``method`` for one seed and return (and write atomically) its result."""
+    import torch
+    from datasets import Dataset
+
+    from icpo.console import step_bar
+    from icpo.recipe import automatic_bf16
+    from icpo.rewards import number_reward
+    from icpo.runfolder import write_json_atomically
+    from icpo.study.arithmetic import rl_rows, split
+    from icpo.trl import ICPOConfig, ICPOTrainer
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    torch.manual_seed(seed)
+    model, tokenizer = _policy(settings)
+    train, test = split(settings.regime, settings.num_test, settings.split_seed)
+    evaluate = _evaluator(settings, tokenizer, test)
+    config = ICPOConfig(
+        **method.config_kwargs(),
+        output_dir=str(run_dir),
+        report_to=["tensorboard"],
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.prompts_per_step * settings.num_generations,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_new_tokens,
+        temperature=settings.temperature,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="constant",
+        beta=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        seed=seed,
+        use_cpu=True,
+        bf16=automatic_bf16(use_cpu=True),
+        icpo_sampler="static",
+        activation_checkpointing=False,
+        disable_tqdm=False,
+    )
+    curve: list[dict[str, float]] = []
+
+    def evaluate_now(step: int) -> None:
+        if step > 0:  # step 0 is the start policy, evaluated once (start.json)
+            curve.append({"step": step, "accuracy": evaluate(model).greedy_accuracy})
+
+    recorder = _recorder_callback(run_dir / "metrics.jsonl", evaluate_now, settings.eval_every)
+    trainer = ICPOTrainer(
+        model=model,
+        reward_funcs=number_reward,
+        args=config,
+        train_dataset=Dataset.from_list(rl_rows(train)),
+        processing_class=tokenizer,
+        callbacks=[recorder],
+    )
+    step_bar(trainer, f"{method.name} seed {seed}")
+    started = time.perf_counter()
+    trainer.train()
+    trained_seconds = time.perf_counter() - started
+    final = evaluate(model, settings.avg_k)
+    steps = [entry for entry in recorder.history if "entropy" in entry]
+
+    def mean_of_last_steps(key: str, count: int = 10) -> float:
+        values = [v for entry in steps[-count:] if (v := entry.get(key, math.nan)) == v]
+        return sum(values) / len(values) if values else math.nan
+
+    result = {
+        "variant": method.name,
+        "method": {"name": method.name, "options": asdict(method.options), "trainer": method.trainer},
+        "seed": seed,
+        "settings": asdict(settings),
+        "history": steps,
+        "eval_curve": curve,
+        "final": _final_metrics(final, settings.avg_k)
+        | {
+            "entropy_start": sum(e["entropy"] for e in steps[:5]) / max(1, len(steps[:5])),
+            "entropy_end": mean_of_last_steps("entropy"),
+            "reward_end": mean_of_last_steps("reward"),
+            "train_overconfident_error_rate_end": mean_of_last_steps("icpo/overconfident_error_rate"),
+            "mixed_group_share": mean_of_last_steps("icpo/mixed_group_share", count=len(steps)),
+        },
+        "wall_seconds": time.perf_counter() - started,
+        "train_seconds": trained_seconds,
+    }
+    write_json_atomically(run_dir / RESULT, result)
+    return result
+
+
+def run_real_lm_study(
+    out: Path, settings: RealLMSettings, methods: list[Method], seeds: list[int]
+) -> list[dict[str, Any]]:
+    """Every (seed, method) run not finished yet, seed by seed (paired: the same seed for every method);
+    the results of all of them, finished ones read back."""
+    from tqdm.auto import tqdm
+
+    results = []
+    plan = [(seed, method) for seed in seeds for method in methods]
+    out.mkdir(parents=True, exist_ok=True)
+    evaluate_start(settings, out / "start.json")
+    with tqdm(total=len(plan), desc="real-LM study", unit="run", position=0) as bar:
+        for seed in seeds:
+            for method in methods:
+                run_dir = out / "runs" / f"{method.name}-seed{seed}"
+                finished = run_dir / RESULT
+                if finished.is_file():
+                    recorded = json.loads(finished.read_text())
+                    if recorded.get("settings") != asdict(settings):
+                        raise ValueError(
+                            f"{finished} was made with other settings; use another --out or delete that run."
+                        )
+                    results.append(recorded)
+                else:
+                    results.append(run_real_lm(settings, method, seed, run_dir))
+                bar.update(1)
+    return results
