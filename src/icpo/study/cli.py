@@ -10,20 +10,39 @@ import argparse
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from icpo.command import check_output_folder, checked_command
+from icpo.command import HelpFormatter, check_output_folder, checked_command
 from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
+from icpo.study.methods import METHODS, Method, get_method
+from icpo.study.real_lm import RealLMSettings
 from icpo.study.rl_run import GRPO, StudySettings, Variant
 
 
 def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySettings) -> None:
     parser.add_argument("--task", default=defaults.task, help="task family (addition, countdown)")
-    parser.add_argument("--difficulty", type=int, default=defaults.difficulty)
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="RL steps per run")
+    parser.add_argument(
+        "--difficulty",
+        type=int,
+        default=defaults.difficulty,
+        help="addition: digits; countdown: numbers given",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help=f"RL steps per run (default: {defaults.steps}; real LM: 100)"
+    )
     parser.add_argument(
         "--num-train", type=int, default=defaults.num_train, help="train prompts (and SFT rows)"
     )
-    parser.add_argument("--num-test", type=int, default=defaults.num_test, help="held-out prompts")
-    parser.add_argument("--eval-every", type=int, default=defaults.eval_every, help="held-out eval interval")
+    parser.add_argument(
+        "--num-test",
+        type=int,
+        default=None,
+        help=f"held-out prompts (default: {defaults.num_test}; real LM: 64)",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help=f"held-out eval interval in steps (default: {defaults.eval_every}; real LM: 25)",
+    )
     parser.add_argument("--reward-noise", type=float, default=defaults.reward_noise, help="reward flip prob.")
     parser.add_argument(
         "--start-accuracy",
@@ -66,6 +85,16 @@ def _plan(args) -> StudyPlan:
     is reported here, not after hours of training."""
     from icpo.study.engine import check_study_folder
 
+    if getattr(args, "model", "tiny") != "tiny":
+        return _real_lm_plan(args)
+    if getattr(args, "methods", None):
+        raise ValueError(
+            "--methods applies to a real LM (--model); the tiny study compares GRPO with the ICPO flags."
+        )
+    tiny = StudySettings()
+    for key in ("steps", "eval_every", "num_test"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(tiny, key))
     settings, variants = _settings_and_variants(args)
     if getattr(args, "seeds", 1) < 1:
         raise ValueError(f"--seeds must be at least 1 (the study runs seeds 0..N-1), got {args.seeds}.")
@@ -118,8 +147,62 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     return settings, [GRPO, icpo]
 
 
-def _run_plan(args, plan: StudyPlan) -> int:
+REAL_LM_METHODS = ("grpo", "icpo", "unlikeliness", "clip-higher")
+
+
+@dataclass(frozen=True)
+class RealLMPlan:
+    """What ``icpo compare --model X`` will run: checked, nothing done yet."""
+
+    out: Path
+    settings: RealLMSettings
+    methods: list[Method]
+    seeds: list[int]
+
+
+def _real_lm_plan(args) -> RealLMPlan:
+    from icpo.models import PRESETS, check_preset_available
+    from icpo.recipe import check_model
+    from icpo.study.arithmetic import REGIMES
+
+    if args.task not in REGIMES:
+        raise ValueError(
+            f"--model {args.model} trains on chat arithmetic: give --task {' or '.join(REGIMES)}."
+        )
+    if args.model in PRESETS:
+        check_preset_available(args.model)
+    else:
+        check_model(args.model)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1 (the study runs seeds 0..N-1), got {args.seeds}.")
+    defaults = RealLMSettings()
+    overrides = {
+        key: value
+        for key, value in (
+            ("steps", args.steps),
+            ("eval_every", args.eval_every),
+            ("num_test", args.num_test),
+        )
+        if value is not None
+    }
+    for key, value in overrides.items():
+        if value < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {value}.")
+    settings = replace(defaults, model=args.model, regime=args.task, **overrides)
+    methods = [get_method(name) for name in (args.methods or REAL_LM_METHODS)]
+    return RealLMPlan(check_output_folder(args.out), settings, methods, list(range(args.seeds)))
+
+
+def _run_plan(args, plan: StudyPlan | RealLMPlan) -> int:
     from icpo.study.engine import run_study
+
+    if isinstance(plan, RealLMPlan):
+        from icpo.study.claims import write_real_lm_report
+        from icpo.study.real_lm import run_real_lm_study
+
+        results = run_real_lm_study(plan.out, plan.settings, plan.methods, plan.seeds)
+        print(f"report: {write_real_lm_report(plan.out, results)}")
+        return 0
 
     report = run_study(plan.out, plan.settings, plan.variants, plan.seeds, plan.report_name)
     print(f"report: {report}")
@@ -136,21 +219,44 @@ OUT_HELP = "study folder: warm-ups, runs, report; locked while the command runs"
 def register(subparsers) -> None:
     demo = subparsers.add_parser(
         "demo",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
         help="warm-up, GRPO vs ICPO from the same start, held-out evaluation, report (CPU, offline)",
+        description="The offline demo on the tiny policy (icpo.tiny, 130k parameters, built and warmed up "
+        "locally): GRPO and ICPO from the same warm start, 150 steps each, held-out evaluation and a report "
+        "with plots. About one minute on a 2-core CPU; a second run reuses every cached piece.",
     )
     _add_study_arguments(demo, StudySettings())
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="seed of the warm-up, the RL runs and the data")
     demo.add_argument("--out", default="runs/demo", help=OUT_HELP)
     demo.set_defaults(run=checked_command(_plan, _run_plan, folder=_out))
 
     compare = subparsers.add_parser(
         "compare",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        help="GRPO vs one ICPO variant over several seeds, paired by seed",
+        formatter_class=HelpFormatter,
+        help="GRPO vs ICPO (or its peers, on a real LM) over several seeds, paired by seed",
+        description="On the tiny policy (default): GRPO against one ICPO variant over seeds 0..N-1, about "
+        "30 s per run on a 2-core CPU. With --model (a chat model preset such as smollm2-135m-instruct, or a "
+        "folder) and --task single-digit|two-digit-add: every --methods entry against GRPO on chat "
+        "arithmetic, held-out problems in the training prompt, the claim table in report.md and claims.json "
+        "(SmolLM2: about 12 s per step and 2 min per evaluation on a 2-core CPU with AMX). Finished runs "
+        "are never redone.",
     )
     _add_study_arguments(compare, StudySettings())
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    real = compare.add_argument_group(
+        "a real LM (icpo.study.real_lm): --model PRESET_OR_FOLDER --task single-digit|two-digit-add; "
+        "--steps, --eval-every, --num-test and --seeds apply, the other study flags are the tiny policy's"
+    )
+    real.add_argument(
+        "--model", default="tiny", help="tiny (the warm-up study) or a chat model preset or folder"
+    )
+    real.add_argument(
+        "--methods",
+        nargs="+",
+        default=None,
+        help=f"methods to compare on a real LM (icpo.study.methods: {', '.join(METHODS)}); default: "
+        f"{' '.join(REAL_LM_METHODS)}",
+    )
     compare.add_argument("--out", default="runs/compare", help=OUT_HELP)
     compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")
     compare.set_defaults(run=checked_command(_plan, _run_plan, folder=_out))

@@ -1,0 +1,48 @@
+"""The claim map's records and verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from icpo.study.claims import claim_records, render_claims, verdict
+
+
+def run(variant, seed, accuracy, oe=0.1):
+    return {"variant": variant, "seed": seed, "final": {"greedy_accuracy": accuracy,
+            "heldout_overconfident_error_rate": oe}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("gain", "n", "low", "high", "better", "expected"),
+    [
+        (0.01, 8, 0.1, 0.2, "higher", "untestable here"),
+        (math.nan, 8, 0.1, 0.2, "higher", "untestable here"),
+        (0.2, 1, math.nan, math.nan, "higher", "inconclusive"),
+        (0.2, 8, -0.1, 0.2, "higher", "inconclusive"),
+        (0.2, 8, 0.01, 0.2, "higher", "supported"),
+        (0.2, 8, 0.01, 0.2, "lower", "contradicted"),
+        (0.2, 8, -0.3, -0.01, "lower", "supported"),
+    ],
+)
+def test_verdicts(gain, n, low, high, better, expected):
+    assert verdict(gain, n, low, high, better) == expected
+
+
+def test_records_pair_by_seed_and_show_grpo_own_gain():
+    start = {"greedy_accuracy": 0.4, "heldout_overconfident_error_rate": 0.2}
+    results = (
+        [run("grpo", s, 0.6 + 0.01 * s) for s in range(3)]
+        + [run("icpo", s, 0.65 + 0.01 * s, oe=0.05) for s in range(3)]
+        + [run("icpo", 9, 0.99)]
+    )  # no GRPO partner: left out
+    records = {r["metric"]: r for r in claim_records("tiny", "dense", start, results)}
+    accuracy = records["greedy_accuracy"]
+    assert accuracy["n_seeds"] == 3 and accuracy["grpo_start"] == 0.4
+    assert accuracy["grpo_end"] == pytest.approx(0.61) and accuracy["grpo_gain"] == pytest.approx(0.21)
+    assert accuracy["delta"] == pytest.approx(0.05)
+    assert records["heldout_overconfident_error_rate"]["verdict"] == "supported"  # -0.05 on every seed
+    assert "tiny / dense | icpo" in render_claims(list(records.values()))
+    no_headroom = claim_records("tiny", "sparse", {"greedy_accuracy": 0.6}, results)
+    assert {r["verdict"] for r in no_headroom} == {"untestable here"}
