@@ -36,7 +36,7 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "pass_at_16": ("less overfitting to one strategy (pass@16)", "higher"),
     "heldout_overconfident_error_rate": ("fewer overconfident errors", "lower"),
     "heldout_within_group_auroc": ("confidence ranks right above wrong (within-group AUROC)", "higher"),
-    "entropy_end": ("no entropy collapse (policy entropy, last 10 steps)", "higher"),
+    "entropy_end": ("no entropy collapse (policy entropy at the end of the run)", "higher"),
 }
 
 
