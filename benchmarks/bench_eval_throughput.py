@@ -1,6 +1,7 @@
 """Evaluation throughput: generated tokens per second of ``icpo eval``'s generator (batched sampling that
-also returns each completion's confidence), against the bare ``model.generate`` call it wraps (the same
-prompts, settings and seeds, no confidences), interleaved in one process.
+also returns each completion's confidence: ``icpo.static_sampler``, bf16 where the CPU has AMX), against a
+bare float32 ``model.generate`` on the same prompts and settings (what ``icpo eval`` ran before the fast
+path, less its confidences), interleaved in one process.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_eval_throughput.py --model smollm2-135m-instruct \\
         --prompts 16 --max-new-tokens 64 --repeats 3
@@ -27,8 +28,8 @@ PROMPT = "Question: what is {a} plus {b}? Think step by step, then give the answ
 def bare_generate(
     generator: TransformersGenerator, prompts: list[str], settings: SamplingSettings, seed: int
 ):
-    """The generate call ``sample_with_confidence`` makes, without the logits it keeps for confidences;
-    the number of tokens generated up to each row's first EOS."""
+    """``generator.model.generate`` with the same settings, no confidences; the number of tokens generated
+    up to each row's first EOS."""
     model, tokenizer = generator.model, generator.tokenizer
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -65,19 +66,20 @@ def main() -> None:
     else:
         model_dir = resolve_model(args.model)  # the icpo.models preset (cached folder)
     generator = TransformersGenerator(model_dir, device="cpu")
+    baseline = TransformersGenerator(model_dir, device="cpu", dtype=torch.float32)
     prompts = [PROMPT.format(a=17 * i + 3, b=29 * i + 11) for i in range(args.prompts)]
     settings = SamplingSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=1.0)
     print(
         f"{args.model} on cpu, {torch.get_num_threads()} threads, {args.prompts} prompts x {args.max_new_tokens} new tokens"
     )
 
-    rates: dict[str, list[float]] = {"with confidences (icpo eval)": [], "bare generate": []}
+    rates: dict[str, list[float]] = {"with confidences (icpo eval)": [], "bare fp32 generate": []}
     for repeat in range(args.repeats):
         order = list(rates) if repeat % 2 == 0 else list(reversed(rates))
         for name in order:
             started = time.perf_counter()
-            if name == "bare generate":
-                tokens = bare_generate(generator, prompts, settings, seed=repeat)
+            if name == "bare fp32 generate":
+                tokens = bare_generate(baseline, prompts, settings, seed=repeat)
             else:
                 tokens = sum(g.num_tokens for g in generator.generate(prompts, settings, seed=repeat))
             seconds = time.perf_counter() - started
@@ -89,7 +91,7 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in rates.items()}
     for name, value in medians.items():
         print(f"{name}: median {value:.1f} generated tokens/s over {args.repeats} runs")
-    ratio = medians["with confidences (icpo eval)"] / medians["bare generate"]
+    ratio = medians["with confidences (icpo eval)"] / medians["bare fp32 generate"]
     print(f"throughput ratio with/without confidences: {ratio:.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
