@@ -188,3 +188,20 @@ def test_grid_counts_the_seeds_that_reach_the_target_even_when_no_pair_does():
     assert cell["reached_target"] == {"grpo": 1, "icpo": 1}
     assert cell["vs_baseline"]["icpo"]["steps_to_target"]["n"] == 0
     assert "| 0.1 | 0 | 2 | 20.0; 1/2 | undefined; 1/2 |" in render_grid_markdown(summary, ["icpo"])
+
+
+def test_curves_are_smoothed_and_labelled_for_a_reader():
+    from icpo.study.report import display_name, metric_meaning, smoothed
+
+    assert smoothed([0.0, 1.0, 0.0, 1.0], 2) == [0.0, 0.5, 0.5, 0.5]
+    assert smoothed([1.0, float("nan"), 3.0], 3) == [1.0, 1.0, 2.0]
+    results = [
+        {
+            "variant": "icpo-a0.5-bt-t1-advantage-low",
+            "variant_options": {"alpha": 0.5, "combine": "advantage"},
+        }
+    ]
+    assert display_name("grpo", results) == "GRPO"
+    assert display_name("icpo-a0.5-bt-t1-advantage-low", results) == "ICPO alpha=0.5, advantage"
+    assert "lower is better" in metric_meaning("heldout_overconfident_error_rate")
+    assert "16 samples" in metric_meaning("pass_at_16") and metric_meaning("unknown") is None

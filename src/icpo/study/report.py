@@ -35,6 +35,32 @@ CURVES = (
 )
 
 
+# What each final metric measures and which direction is better (the report says so under its tables).
+METRIC_MEANINGS = {
+    "greedy_accuracy": "share of held-out prompts answered right by greedy decoding; higher is better",
+    "heldout_overconfident_error_rate": "share of wrong held-out samples more confident than every right "
+    "sample of their prompt (prompts with both); lower is better",
+    "heldout_within_group_auroc": "how often a right sample is more confident than a wrong one to the same "
+    "prompt (0.5: confidence says nothing); higher is better",
+    "entropy_end": "policy entropy over the last training steps (nats per token); falling towards 0 is the "
+    "entropy collapse ICPO claims to prevent",
+    "train_overconfident_error_rate_end": "the overconfident-error rate of the training samples, last steps; "
+    "lower is better",
+    "mixed_group_share": "share of training groups holding both a right and a wrong answer (where GRPO has a "
+    "signal)",
+    "reward_end": "mean training reward over the last steps; higher is better",
+}
+
+
+def metric_meaning(metric: str) -> str | None:
+    """What ``metric`` measures (``METRIC_MEANINGS``, and avg@k / pass@k for any k)."""
+    if metric.startswith("avg_at_"):
+        return f"mean accuracy of {metric[7:]} samples per held-out prompt at temperature 1; higher is better"
+    if metric.startswith("pass_at_"):
+        return f"share of held-out prompts with a right answer among {metric[8:]} samples; higher is better"
+    return METRIC_MEANINGS.get(metric)
+
+
 def paired_difference(differences: list[float]) -> tuple[float, float, float]:
     """Mean of paired differences and its 95% t interval (low, high); the interval is NaN for n < 2."""
     n = len(differences)
@@ -96,8 +122,30 @@ def paired_curve(
     return steps, [i[0] for i in intervals], [i[1] for i in intervals], [i[2] for i in intervals]
 
 
+def smoothed(values: list[float], window: int) -> list[float]:
+    """Trailing moving average over ``window`` points (fewer at the start); NaNs are skipped."""
+    out = []
+    for index in range(len(values)):
+        kept = [v for v in values[max(0, index - window + 1) : index + 1] if v == v]
+        out.append(sum(kept) / len(kept) if kept else float("nan"))
+    return out
+
+
+def display_name(variant: str, results: list[dict[str, Any]]) -> str:
+    """A legend label a reader understands: "GRPO", or the ICPO options that differ from the defaults."""
+    if variant == "grpo":
+        return "GRPO"
+    options = next((r.get("variant_options") for r in results if r["variant"] == variant), None)
+    if not options:
+        return variant
+    return f"ICPO alpha={options['alpha']:g}, {options['combine']}" + (
+        f", {options['schedule']} schedule" if options.get("schedule", "constant") != "constant" else ""
+    )
+
+
 def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: str) -> list[Path]:
-    """One PNG per curve in ``CURVES``: left, one line per variant (mean across seeds); right, with
+    """One PNG per curve in ``CURVES``: left, one line per variant (mean across seeds; per-step training
+    metrics as a moving average over a tenth of the run, the raw steps faint behind it); right, with
     several seeds, each variant minus the baseline, paired by seed, with its 95% CI band."""
     import matplotlib
 
@@ -106,22 +154,32 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
 
     grouped = _by_variant(results)
     paired = len(grouped.get(baseline, {})) > 1 and len(grouped) > 1
+    seeds = sorted({seed for runs in grouped.values() for seed in runs})
+    title = f"mean over {len(seeds)} seeds" if len(seeds) > 1 else f"one seed ({seeds[0]}): no interval"
     paths = []
     for metric, label, source in CURVES:
         figure, axes = plt.subplots(1, 2 if paired else 1, figsize=(11 if paired else 6, 3.6), squeeze=False)
         for index, (variant, runs) in enumerate(grouped.items()):
             steps, mean = mean_curve(list(runs.values()), metric, source)
-            axes[0, 0].plot(steps, mean, color=f"C{index}", label=f"{variant} (n={len(runs)})")
+            style = {"color": f"C{index}", "linestyle": "--" if variant == baseline else "-"}
+            legend = display_name(variant, results)
+            if source == "history":
+                axes[0, 0].plot(steps, mean, alpha=0.2, linewidth=0.8, color=style["color"])
+                mean = smoothed(mean, max(1, len(steps) // 10))
+                legend += f" ({max(1, len(steps) // 10)}-step average)"
+            axes[0, 0].plot(steps, mean, label=legend, **style)
             if paired and variant != baseline:
                 steps, diff, low, high = paired_curve(runs, grouped[baseline], metric, source)
-                axes[0, 1].plot(steps, diff, color=f"C{index}", label=variant)
+                axes[0, 1].plot(steps, diff, color=f"C{index}", label=display_name(variant, results))
                 axes[0, 1].fill_between(steps, low, high, color=f"C{index}", alpha=0.2)
         axes[0, 0].set_ylabel(label)
-        axes[0, 0].set_title("mean over seeds", fontsize=9)
+        axes[0, 0].set_title(title, fontsize=9)
         if paired:
             axes[0, 1].axhline(0.0, color="black", linewidth=0.8)
-            axes[0, 1].set_ylabel("difference")
-            axes[0, 1].set_title(f"minus {baseline}, paired by seed (95% CI)", fontsize=9)
+            axes[0, 1].set_ylabel("difference (above 0: better than GRPO for accuracy)")
+            axes[0, 1].set_title(
+                f"minus {display_name(baseline, results)}, paired by seed (95% CI)", fontsize=9
+            )
         for axis in axes[0]:
             axis.set_xlabel("RL step")
             axis.grid(alpha=0.3)
@@ -175,9 +233,16 @@ def render_markdown(
             lines.append(
                 f"| {variant} | {metric} | {diff['mean']:+.3f} | [{_format(low)}, {_format(high)}] |"
             )
+    several = max(len(entry["seeds"]) for entry in summary["variants"].values()) > 1
     lines += [
         "",
-        "## Curves (left: mean across seeds; right: paired difference from the baseline, 95% CI)",
+        "## What the metrics mean",
+        "",
+        *(f"- `{metric}`: {meaning}" for metric in metrics if (meaning := metric_meaning(metric))),
+        "",
+        "## Curves (left: mean across seeds; right: paired difference from the baseline, 95% CI)"
+        if several
+        else "## Curves (one seed: no paired difference)",
         "",
     ]
     lines += [f"![{path.stem}]({path.name})" for path in plots]
