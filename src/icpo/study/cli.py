@@ -161,8 +161,8 @@ class RealLMPlan:
 
 
 def _real_lm_plan(args) -> RealLMPlan:
-    from icpo.models import PRESETS, check_preset_available
-    from icpo.recipe import check_model
+    from icpo.models import PRESETS, check_preset_available, preset_folder
+    from icpo.recipe import _layer_count, check_model
     from icpo.study.arithmetic import REGIMES
 
     if args.task not in REGIMES:
@@ -188,7 +188,15 @@ def _real_lm_plan(args) -> RealLMPlan:
     for key, value in overrides.items():
         if value < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be at least 1, got {value}.")
-    settings = replace(defaults, model=args.model, regime=args.task, **overrides)
+    folder = preset_folder(args.model) if args.model in PRESETS else Path(args.model)
+    layers = _layer_count(str(folder))  # None until a preset is converted: checked when it loads
+    if not 1 <= args.trainable_layers <= (layers or args.trainable_layers):
+        raise ValueError(
+            f"--trainable-layers {args.trainable_layers}: the model has {layers} decoder layers; give 1 to {layers}."
+        )
+    settings = replace(
+        defaults, model=args.model, regime=args.task, trainable_layers=args.trainable_layers, **overrides
+    )
     methods = [get_method(name) for name in (args.methods or REAL_LM_METHODS)]
     return RealLMPlan(check_output_folder(args.out), settings, methods, list(range(args.seeds)))
 
@@ -249,6 +257,9 @@ def register(subparsers) -> None:
     )
     real.add_argument(
         "--model", default="tiny", help="tiny (the warm-up study) or a chat model preset or folder"
+    )
+    real.add_argument(
+        "--trainable-layers", type=int, default=4, help="train only the top N decoder layers (the recipes' 4)"
     )
     real.add_argument(
         "--methods",

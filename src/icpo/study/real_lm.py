@@ -20,7 +20,6 @@ A run whose result.json exists is never redone; a run folder without it is clear
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from icpo.study.methods import Method
-from icpo.study.rl_run import RESULT, _recorder_callback
+from icpo.study.rl_run import RESULT, heldout_metrics, mean_of_last_steps, train_with_curve
 
 
 @dataclass(frozen=True)
@@ -98,16 +97,6 @@ def _evaluator(settings: RealLMSettings, tokenizer, test):
     return evaluate
 
 
-def _final_metrics(result, k: int) -> dict[str, float]:
-    return {
-        "greedy_accuracy": result.greedy_accuracy,
-        f"avg_at_{k}": result.avg_at_k,
-        **{f"pass_at_{j}": value for j, value in result.pass_at.items()},
-        "heldout_overconfident_error_rate": result.overconfident_error_rate,
-        "heldout_within_group_auroc": result.within_group_auroc,
-    }
-
-
 def evaluate_start(settings: RealLMSettings, path: Path) -> dict[str, Any]:
     """The start policy's held-out metrics (read back when ``path`` exists)."""
     from icpo.runfolder import write_json_atomically
@@ -118,7 +107,7 @@ def evaluate_start(settings: RealLMSettings, path: Path) -> dict[str, Any]:
     model, tokenizer = _policy(settings)
     _, test = split(settings.regime, settings.num_test, settings.split_seed)
     started = time.perf_counter()
-    metrics = _final_metrics(_evaluator(settings, tokenizer, test)(model, settings.avg_k), settings.avg_k)
+    metrics = heldout_metrics(_evaluator(settings, tokenizer, test)(model, settings.avg_k), settings.avg_k)
     start = {"settings": asdict(settings), "final": metrics, "wall_seconds": time.perf_counter() - started}
     write_json_atomically(path, start)
     return start
@@ -127,14 +116,12 @@ def evaluate_start(settings: RealLMSettings, path: Path) -> dict[str, Any]:
 def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Path) -> dict[str, Any]:
     """Train ``method`` for one seed and return (and write atomically) its result."""
     import torch
-    from datasets import Dataset
 
-    from icpo.console import step_bar
     from icpo.recipe import automatic_bf16
     from icpo.rewards import number_reward
     from icpo.runfolder import write_json_atomically
     from icpo.study.arithmetic import rl_rows, split
-    from icpo.trl import ICPOConfig, ICPOTrainer
+    from icpo.trl import ICPOConfig
 
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -163,31 +150,22 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
         activation_checkpointing=False,
         disable_tqdm=False,
     )
-    curve: list[dict[str, float]] = []
-
-    def evaluate_now(step: int) -> None:
-        if step > 0:  # step 0 is the start policy, evaluated once (start.json)
-            curve.append({"step": step, "accuracy": evaluate(model).greedy_accuracy})
-
-    recorder = _recorder_callback(run_dir / "metrics.jsonl", evaluate_now, settings.eval_every)
-    trainer = ICPOTrainer(
-        model=model,
-        reward_funcs=number_reward,
-        args=config,
-        train_dataset=Dataset.from_list(rl_rows(train)),
-        processing_class=tokenizer,
-        callbacks=[recorder],
-    )
-    step_bar(trainer, f"{method.name} seed {seed}")
     started = time.perf_counter()
-    trainer.train()
-    trained_seconds = time.perf_counter() - started
+    curve, steps, trained_seconds = train_with_curve(
+        model,
+        tokenizer,
+        config,
+        number_reward,
+        rl_rows(train),
+        run_dir,
+        lambda step: evaluate(model).greedy_accuracy if step > 0 else None,  # step 0: start.json
+        settings.eval_every,
+        f"{method.name} seed {seed}",
+    )
     final = evaluate(model, settings.avg_k)
-    steps = [entry for entry in recorder.history if "entropy" in entry]
 
-    def mean_of_last_steps(key: str, count: int = 10) -> float:
-        values = [v for entry in steps[-count:] if (v := entry.get(key, math.nan)) == v]
-        return sum(values) / len(values) if values else math.nan
+    def last(key: str, count: int = 10) -> float:
+        return mean_of_last_steps(steps, key, count)
 
     result = {
         "variant": method.name,
@@ -196,13 +174,13 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
         "settings": asdict(settings),
         "history": steps,
         "eval_curve": curve,
-        "final": _final_metrics(final, settings.avg_k)
+        "final": heldout_metrics(final, settings.avg_k)
         | {
             "entropy_start": sum(e["entropy"] for e in steps[:5]) / max(1, len(steps[:5])),
-            "entropy_end": mean_of_last_steps("entropy"),
-            "reward_end": mean_of_last_steps("reward"),
-            "train_overconfident_error_rate_end": mean_of_last_steps("icpo/overconfident_error_rate"),
-            "mixed_group_share": mean_of_last_steps("icpo/mixed_group_share", count=len(steps)),
+            "entropy_end": last("entropy"),
+            "reward_end": last("reward"),
+            "train_overconfident_error_rate_end": last("icpo/overconfident_error_rate"),
+            "mixed_group_share": last("icpo/mixed_group_share", len(steps)),
         },
         "wall_seconds": time.perf_counter() - started,
         "train_seconds": trained_seconds,

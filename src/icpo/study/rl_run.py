@@ -88,17 +88,66 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def mean_of_last_steps(steps: list[dict[str, float]], key: str, count: int) -> float:
+    """Mean over the last ``count`` training steps of ``key`` where it is defined (NaN if nowhere)."""
+    values = [v for entry in steps[-count:] if (v := entry.get(key, math.nan)) == v]
+    return sum(values) / len(values) if values else math.nan
+
+
+def heldout_metrics(result, k: int) -> dict[str, float]:
+    """The final held-out metrics of an ``icpo.study.heldout.EvalResult`` as result.json stores them."""
+    return {
+        "greedy_accuracy": result.greedy_accuracy,
+        f"avg_at_{k}": result.avg_at_k,
+        **{f"pass_at_{j}": value for j, value in result.pass_at.items()},
+        "heldout_overconfident_error_rate": result.overconfident_error_rate,
+        "heldout_within_group_auroc": result.within_group_auroc,
+    }
+
+
+def train_with_curve(
+    model, tokenizer, config, reward, rows, run_dir: Path, curve_point, eval_every: int, label: str
+) -> tuple[list[dict[str, float]], list[dict[str, float]], float]:
+    """Train ``ICPOTrainer`` on ``rows`` with ``config``, appending each logged step to run_dir/metrics.jsonl;
+    ``curve_point(step)`` (a greedy accuracy, or None to skip the step) at the start and every
+    ``eval_every`` steps. Returns the curve, the training steps' metrics and the training seconds."""
+    from datasets import Dataset
+
+    from icpo.console import step_bar
+    from icpo.trl import ICPOTrainer
+
+    curve: list[dict[str, float]] = []
+
+    def evaluate_now(step: int) -> None:
+        accuracy = curve_point(step)
+        if accuracy is not None:
+            curve.append({"step": step, "accuracy": accuracy})
+
+    recorder = _recorder_callback(run_dir / "metrics.jsonl", evaluate_now, eval_every)
+    trainer = ICPOTrainer(
+        model=model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[recorder],
+    )
+    step_bar(trainer, label)
+    started = time.perf_counter()
+    trainer.train()
+    steps = [entry for entry in recorder.history if "entropy" in entry]
+    return curve, steps, time.perf_counter() - started
+
+
 def run_rl(
     warm_start: Path, settings: StudySettings, variant: Variant, seed: int, run_dir: Path, train, test
 ) -> dict[str, Any]:
     """Train ``variant`` from ``warm_start`` and return (and write atomically) its result."""
     import torch
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from icpo.console import step_bar
     from icpo.tasks import make_reward_function, rl_rows, with_reward_noise
-    from icpo.trl import ICPOConfig, ICPOTrainer
+    from icpo.trl import ICPOConfig
 
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -126,34 +175,22 @@ def run_rl(
         bf16=False,
         disable_tqdm=False,
     )
-    curve: list[dict[str, float]] = []
-
-    def evaluate_now(step: int) -> None:
-        result = evaluate(model, tokenizer, settings.task, test, max_new_tokens)
-        curve.append({"step": step, "accuracy": result.greedy_accuracy})
-
-    recorder = _recorder_callback(run_dir / "metrics.jsonl", evaluate_now, settings.eval_every)
-    trainer = ICPOTrainer(
-        model=model,
-        reward_funcs=reward,
-        args=config,
-        train_dataset=Dataset.from_list(rl_rows(train)),
-        processing_class=tokenizer,
-        callbacks=[recorder],
-    )
-    step_bar(trainer, f"{variant.name} seed {seed}")
     started = time.perf_counter()
-    trainer.train()
+    curve, training_steps, _ = train_with_curve(
+        model,
+        tokenizer,
+        config,
+        reward,
+        rl_rows(train),
+        run_dir,
+        lambda step: evaluate(model, tokenizer, settings.task, test, max_new_tokens).greedy_accuracy,
+        settings.eval_every,
+        f"{variant.name} seed {seed}",
+    )
     final = evaluate(model, tokenizer, settings.task, test, max_new_tokens, k=settings.avg_k)
-    training_steps = [entry for entry in recorder.history if "entropy" in entry]
 
-    def mean_of_last_steps(key: str, count: int = 5) -> float:
-        """Mean over the last ``count`` steps of the steps where ``key`` is defined (NaN if none)."""
-        values = [v for entry in training_steps[-count:] if (v := entry.get(key, math.nan)) == v]
-        return sum(values) / len(values) if values else math.nan
-
-    def mean_over_steps(key: str) -> float:
-        return mean_of_last_steps(key, count=len(training_steps))
+    def last(key: str, count: int = 5) -> float:
+        return mean_of_last_steps(training_steps, key, count)
 
     result = {
         "variant": variant.name,
@@ -162,17 +199,13 @@ def run_rl(
         "settings": asdict(settings),
         "history": training_steps,
         "eval_curve": curve,
-        "final": {
-            "greedy_accuracy": final.greedy_accuracy,
-            f"avg_at_{settings.avg_k}": final.avg_at_k,
-            **{f"pass_at_{j}": value for j, value in final.pass_at.items()},
-            "heldout_overconfident_error_rate": final.overconfident_error_rate,
-            "heldout_within_group_auroc": final.within_group_auroc,
-            "entropy_end": mean_of_last_steps("entropy"),
-            "train_overconfident_error_rate_end": mean_of_last_steps("icpo/overconfident_error_rate"),
-            "train_within_group_auroc_end": mean_of_last_steps("icpo/within_group_auroc"),
-            "mixed_group_share": mean_over_steps("icpo/mixed_group_share"),
-            "reward_end": mean_of_last_steps("reward"),
+        "final": heldout_metrics(final, settings.avg_k)
+        | {
+            "entropy_end": last("entropy"),
+            "train_overconfident_error_rate_end": last("icpo/overconfident_error_rate"),
+            "train_within_group_auroc_end": last("icpo/within_group_auroc"),
+            "mixed_group_share": last("icpo/mixed_group_share", len(training_steps)),
+            "reward_end": last("reward"),
         },
         "warm_start": {"heldout_accuracy": curve[0]["accuracy"], **(read_start(warm_start) or {})},
         "wall_seconds": time.perf_counter() - started,
