@@ -120,6 +120,24 @@ def render_claims(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_finals(start: dict[str, float], results: list[dict[str, Any]]) -> str:
+    """A markdown table: the start policy and each method's mean over seeds of every claim metric."""
+    methods: dict[str, list[dict[str, float]]] = {}
+    for result in results:
+        methods.setdefault(result["variant"], []).append(result["final"])
+    metrics = [m for m in CLAIMS if any(m in r["final"] for r in results)]
+    lines = [
+        "| policy | seeds | " + " | ".join(metrics) + " | wall (min) |",
+        "|---|---|" + "---|" * (len(metrics) + 1),
+        "| start | - | " + " | ".join(_number(start.get(m, math.nan)) for m in metrics) + " | - |",
+    ]
+    for method, finals in methods.items():
+        wall = sum(r["wall_seconds"] for r in results if r["variant"] == method) / 60
+        row = " | ".join(_number(_mean([f.get(m, math.nan) for f in finals])) for m in metrics)
+        lines.append(f"| {method} | {len(finals)} | {row} | {wall:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_real_lm_report(out: Path, results: list[dict[str, Any]]) -> Path:
     """``out/claims.json`` and ``out/report.md`` of a real-LM study folder (``icpo.study.real_lm``)."""
     from icpo.runfolder import write_atomically, write_json_atomically
@@ -137,7 +155,9 @@ def write_real_lm_report(out: Path, results: list[dict[str, Any]]) -> Path:
         f"Start policy greedy accuracy {start['final'][HEADLINE]:.3f}; GRPO's own change {gain:+.3f} "
         f"({'no headroom: verdicts untestable here' if not gain >= HEADROOM else 'headroom'}). "
         f"Runs: {len(results)}, wall {sum(r['wall_seconds'] for r in results) / 60:.0f} min.\n\n"
-        "Differences are method - GRPO, paired by seed; the interval is a 95% t interval over seeds.\n\n"
+        "Held-out metrics, mean over seeds (entropy: nats per token over the last 10 steps):\n\n"
+        + render_finals(start["final"], results)
+        + "\nDifferences are method - GRPO, paired by seed; the interval is a 95% t interval over seeds.\n\n"
         + render_claims(records)
     )
     write_atomically(out / "report.md", text)
