@@ -61,4 +61,7 @@ def test_compare_on_a_chat_model_checks_its_arguments_first(chat_policy, tmp_pat
     assert "the model has 2 decoder layers" in icpo_fails(
         *common, "--task", "single-digit", "--trainable-layers", "3"
     )
+    assert "it would be GRPO bit for bit. Give --num-iterations 2" in icpo_fails(
+        *common, "--task", "single-digit", "--methods", "grpo", "clip-higher"
+    )
     assert not (tmp_path / "o").exists()

@@ -147,7 +147,7 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
     return settings, [GRPO, icpo]
 
 
-REAL_LM_METHODS = ("grpo", "icpo", "unlikeliness", "clip-higher")
+REAL_LM_METHODS = ("grpo", "icpo", "unlikeliness")
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,15 @@ def _real_lm_plan(args) -> RealLMPlan:
         defaults, model=args.model, regime=args.task, trainable_layers=args.trainable_layers, **overrides
     )
     methods = [get_method(name) for name in (args.methods or REAL_LM_METHODS)]
+    clipped = [m.name for m in methods if "epsilon_high" in m.trainer]
+    if clipped and args.num_iterations == 1:
+        raise ValueError(
+            f"{', '.join(clipped)} changes only the PPO clip, and with --num-iterations 1 every update is on-policy "
+            "(the ratio is exactly 1, no clip acts): it would be GRPO bit for bit. Give --num-iterations 2 or more."
+        )
+    if args.num_iterations < 1:
+        raise ValueError(f"--num-iterations must be at least 1, got {args.num_iterations}.")
+    settings = replace(settings, num_iterations=args.num_iterations)
     return RealLMPlan(check_output_folder(args.out), settings, methods, list(range(args.seeds)))
 
 
@@ -260,6 +269,12 @@ def register(subparsers) -> None:
     )
     real.add_argument(
         "--trainable-layers", type=int, default=4, help="train only the top N decoder layers (the recipes' 4)"
+    )
+    real.add_argument(
+        "--num-iterations",
+        type=int,
+        default=1,
+        help="optimiser passes per generated batch (TRL's num_iterations); clip-higher needs 2 or more",
     )
     real.add_argument(
         "--methods",

@@ -42,6 +42,7 @@ class RealLMSettings:
     max_new_tokens: int = 32
     temperature: float = 0.7
     learning_rate: float = 5e-5
+    num_iterations: int = 1  # optimiser passes per batch; 1 is on-policy (the PPO ratio is exactly 1)
     trainable_layers: int = 4
     num_test: int = 64
     eval_every: int = 25
@@ -139,6 +140,7 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
         max_completion_length=settings.max_new_tokens,
         temperature=settings.temperature,
         learning_rate=settings.learning_rate,
+        num_iterations=settings.num_iterations,
         lr_scheduler_type="constant",
         beta=0.0,
         logging_steps=1,
