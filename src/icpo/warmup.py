@@ -181,6 +181,7 @@ def warm_up(
         seed=settings.seed,
         use_cpu=True,
         bf16=False,
+        activation_checkpointing=False,  # 130k parameters: nothing to save (and TRL's alias warns)
         max_length=64,
         completion_only_loss=True,
         dataloader_num_workers=0,

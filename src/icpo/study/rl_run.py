@@ -173,6 +173,7 @@ def run_rl(
         seed=seed,
         use_cpu=True,
         bf16=False,
+        activation_checkpointing=False,  # the tiny policy fits; recomputing only costs time
         disable_tqdm=False,
     )
     started = time.perf_counter()
