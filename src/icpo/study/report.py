@@ -163,10 +163,11 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
             steps, mean = mean_curve(list(runs.values()), metric, source)
             style = {"color": f"C{index}", "linestyle": "--" if variant == baseline else "-"}
             legend = display_name(variant, results)
-            if source == "history":
+            window = max(1, len(steps) // 10)
+            if source == "history" and window > 1:
                 axes[0, 0].plot(steps, mean, alpha=0.2, linewidth=0.8, color=style["color"])
-                mean = smoothed(mean, max(1, len(steps) // 10))
-                legend += f" ({max(1, len(steps) // 10)}-step average)"
+                mean = smoothed(mean, window)
+                legend += f" ({window}-step average)"
             axes[0, 0].plot(steps, mean, label=legend, **style)
             if paired and variant != baseline:
                 steps, diff, low, high = paired_curve(runs, grouped[baseline], metric, source)
