@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from icpo.study.methods import Method
-from icpo.study.rl_run import RESULT, heldout_metrics, mean_of_last_steps, train_with_curve
+from icpo.study.rl_run import RESULT, heldout_metrics, mean_of_last_steps, run_config_kwargs, train_with_curve
 
 
 @dataclass(frozen=True)
@@ -132,25 +132,10 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
     evaluate = _evaluator(settings, tokenizer, test)
     config = ICPOConfig(
         **method.config_kwargs(),
-        output_dir=str(run_dir),
-        report_to=["tensorboard"],
-        max_steps=settings.steps,
-        per_device_train_batch_size=settings.prompts_per_step * settings.num_generations,
-        num_generations=settings.num_generations,
-        max_completion_length=settings.max_new_tokens,
-        temperature=settings.temperature,
-        learning_rate=settings.learning_rate,
+        **run_config_kwargs(run_dir, settings, seed, settings.max_new_tokens),
         num_iterations=settings.num_iterations,
-        lr_scheduler_type="constant",
-        beta=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        seed=seed,
-        use_cpu=True,
         bf16=automatic_bf16(use_cpu=True),
         icpo_sampler="static",
-        activation_checkpointing=False,
-        disable_tqdm=False,
     )
     started = time.perf_counter()
     curve, steps, trained_seconds = train_with_curve(

@@ -105,6 +105,30 @@ def heldout_metrics(result, k: int) -> dict[str, float]:
     }
 
 
+def run_config_kwargs(run_dir: Path, settings: Any, seed: int, max_new_tokens: int) -> dict[str, Any]:
+    """The ``ICPOConfig`` options every study run shares: one run of ``settings.steps`` steps of
+    ``prompts_per_step`` x ``num_generations`` samples at a constant learning rate, no KL term, every step
+    logged, no checkpoints, CPU, TensorBoard events in run_dir/runs/."""
+    return dict(
+        output_dir=str(run_dir),
+        report_to=["tensorboard"],
+        max_steps=settings.steps,
+        per_device_train_batch_size=settings.prompts_per_step * settings.num_generations,
+        num_generations=settings.num_generations,
+        max_completion_length=max_new_tokens,
+        temperature=settings.temperature,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type="constant",
+        beta=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        seed=seed,
+        use_cpu=True,
+        activation_checkpointing=False,  # the study's models fit; recomputing only costs time
+        disable_tqdm=False,
+    )
+
+
 def train_with_curve(
     model, tokenizer, config, reward, rows, run_dir: Path, curve_point, eval_every: int, label: str
 ) -> tuple[list[dict[str, float]], list[dict[str, float]], float]:
@@ -157,24 +181,7 @@ def run_rl(
     max_new_tokens = max_completion_chars(train)
     reward = with_reward_noise(make_reward_function(settings.task), settings.reward_noise, seed)
     config = ICPOConfig.from_options(
-        variant,
-        output_dir=str(run_dir),  # tensorboard events land in run_dir/runs/
-        report_to=["tensorboard"],
-        max_steps=settings.steps,
-        per_device_train_batch_size=settings.prompts_per_step * settings.num_generations,
-        num_generations=settings.num_generations,
-        max_completion_length=max_new_tokens,
-        temperature=settings.temperature,
-        learning_rate=settings.learning_rate,
-        lr_scheduler_type="constant",
-        beta=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        seed=seed,
-        use_cpu=True,
-        bf16=False,
-        activation_checkpointing=False,  # the tiny policy fits; recomputing only costs time
-        disable_tqdm=False,
+        variant, **run_config_kwargs(run_dir, settings, seed, max_new_tokens), bf16=False
     )
     started = time.perf_counter()
     curve, training_steps, _ = train_with_curve(
