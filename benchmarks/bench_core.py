@@ -31,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from icpo.core import METHODS, icpo_advantages
+from icpo.static_sampler import cpu_info
 
 ALPHA = 0.5
 
@@ -86,13 +87,7 @@ def interleaved_medians_ms(
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpu_info("model name") or platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -22,16 +22,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from icpo.models import resolve_model
-from icpo.static_sampler import StaticCacheSampler, cpu_has_bf16_matrix_units, left_pad
+from icpo.static_sampler import StaticCacheSampler, cpu_has_bf16_matrix_units, cpu_info, left_pad
 
 QUESTION = "What is {a} + {b}? Answer briefly and end with the final number."
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "cpu"
 
 
 def matmul_rate(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
@@ -123,7 +116,7 @@ def main() -> None:
     rate = matmul_rate(torch.bfloat16)
     medians = {name: statistics.median(values) for name, values in times.items()}
     summary = {
-        "cpu": cpu_name(),
+        "cpu": cpu_info("model name") or "cpu",
         "amx_bf16": cpu_has_bf16_matrix_units(),
         "threads": torch.get_num_threads(),
         "rows": args.rows,

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from icpo.static_sampler import cpu_info
+
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "smollm2_wordproblems_icpo.yaml"
 SHAPE = [
@@ -37,13 +39,6 @@ SETUPS = {
     "fast path ICPO": [],
     "fast path GRPO": ["--icpo_alpha", "0"],
 }
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "cpu"
 
 
 def run_setup(name: str, steps: int, workdir: Path) -> dict:
@@ -87,7 +82,7 @@ def main() -> None:
                 f"{name:26s} median step {results[name]['median_step_seconds']:.2f} s  steps {kept}",
                 flush=True,
             )
-    summary = {"cpu": cpu_name(), "steps": args.steps, "setups": results}
+    summary = {"cpu": cpu_info("model name") or "cpu", "steps": args.steps, "setups": results}
     if "fast path ICPO" in results and "fast path GRPO" in results:
         summary["icpo_over_grpo"] = (
             results["fast path ICPO"]["median_step_seconds"]

@@ -35,6 +35,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from icpo.models import resolve_model
+from icpo.static_sampler import cpu_info
 from icpo.tiny import build_tiny_policy
 from icpo.trl import ICPOConfig, ICPOTrainer
 
@@ -64,10 +65,7 @@ class StepTimer(TrainerCallback):
 def device_name(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "cpu"
+    return cpu_info("model name") or "cpu"
 
 
 def reward_digits(completions, **_):

@@ -39,15 +39,22 @@ import torch
 
 
 @functools.cache
+def cpu_info(field: str) -> str:
+    """The value of ``field`` (e.g. ``model name``, ``flags``) for the first CPU in /proc/cpuinfo ("" when
+    it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == field:
+                return value.strip()
+    except OSError:
+        pass
+    return ""
+
+
 def cpu_has_bf16_matrix_units() -> bool:
     """True when this CPU reports Intel AMX bf16 tiles (``amx_bf16`` in /proc/cpuinfo)."""
-    try:
-        flags = next(
-            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        return False
-    return "amx_bf16" in flags.split()
+    return "amx_bf16" in cpu_info("flags").split()
 
 
 def preferred_dtype(device: str | torch.device = "cpu") -> torch.dtype:
