@@ -1,5 +1,5 @@
 """Evaluation throughput: generated tokens per second of ``icpo eval``'s generator (batched sampling that
-also returns each completion's confidence: ``icpo.static_sampler``, bf16 where the CPU has AMX), against a
+also returns each completion's confidence: ``icpo.static_sampler``, bf16 where the CPU has bf16 arithmetic), against a
 bare float32 ``model.generate`` on the same prompts and settings (what ``icpo eval`` ran before the fast
 path, less its confidences), interleaved in one process.
 

@@ -22,7 +22,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from icpo.models import resolve_model
-from icpo.static_sampler import StaticCacheSampler, cpu_has_bf16_matrix_units, cpu_info, left_pad
+from icpo.static_sampler import StaticCacheSampler, cpu_has_bf16_arithmetic, cpu_info, left_pad
 
 QUESTION = "What is {a} + {b}? Answer briefly and end with the final number."
 
@@ -117,7 +117,7 @@ def main() -> None:
     medians = {name: statistics.median(values) for name, values in times.items()}
     summary = {
         "cpu": cpu_info("model name") or "cpu",
-        "amx_bf16": cpu_has_bf16_matrix_units(),
+        "bf16_arithmetic": cpu_has_bf16_arithmetic(),
         "threads": torch.get_num_threads(),
         "rows": args.rows,
         "max_new_tokens": args.max_new_tokens,
@@ -128,7 +128,7 @@ def main() -> None:
         "arithmetic_limit_seconds": flops / rate,
         "times": times,
     }
-    print(f"{summary['cpu']} (amx_bf16={summary['amx_bf16']}), {summary['threads']} threads")
+    print(f"{summary['cpu']} (bf16 arithmetic: {summary['bf16_arithmetic']}), {summary['threads']} threads")
     for name, seconds in medians.items():
         print(f"{name:26s} median {seconds:.2f} s  ({summary['tokens_per_second'][name]:.0f} tokens/s)")
     print(f"arithmetic limit at the bf16 matmul rate ({rate / 1e9:.0f} GFLOP/s): {flops / rate:.2f} s")

@@ -6,7 +6,7 @@ Set-ups (the issue's shape: 4 prompts x 8 completions, at most 48 new tokens, T 
 
 - ``as shipped before``: activation checkpointing on (TRL's default), fp32, TRL's generate;
 - ``no checkpointing, fp32`` and ``no checkpointing, bf16``: TRL's generate;
-- ``fast path ICPO`` / ``fast path GRPO``: the recipe as shipped now (bf16 where the CPU has AMX,
+- ``fast path ICPO`` / ``fast path GRPO``: the recipe as shipped now (bf16 where the CPU has bf16 arithmetic,
   ``icpo_sampler: static``, no checkpointing), with ``icpo_alpha`` 0.5 and 0: their ratio is ICPO's cost.
 
     .venv/bin/python benchmarks/bench_rl_step.py --steps 5 --json docs/bench/rl_step.json

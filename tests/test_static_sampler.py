@@ -166,3 +166,19 @@ def test_the_copy_drops_a_forward_patched_on_the_instance(policy):
     sampler.sample(input_ids, attention_mask, max_new_tokens=3, eos_token_ids=[tokenizer.eos_token_id],
                    pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     assert calls == [] and "forward" not in sampler._sampling_model().__dict__
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse avx2 avx512f amx_bf16 amx_tile", torch.bfloat16),  # Intel Sapphire Rapids and later
+        ("fpu sse avx2 avx512f avx512_bf16", torch.bfloat16),  # AMD Zen 4 and later, Intel Cooper Lake
+        ("fpu sse avx2 avx512f avx512_vnni", torch.float32),  # no bf16 products: torch emulates them
+        ("", torch.float32),  # /proc/cpuinfo unreadable
+    ],
+)
+def test_cpus_get_bf16_only_where_they_compute_it_in_hardware(monkeypatch, flags, expected):
+    import icpo.static_sampler as static_sampler
+
+    monkeypatch.setattr(static_sampler, "cpu_info", lambda field: flags if field == "flags" else "")
+    assert static_sampler.preferred_dtype("cpu") == expected

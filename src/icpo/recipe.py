@@ -692,7 +692,8 @@ def load_recipe(path: Path, overrides: dict[str, Any] | None = None) -> Recipe:
 
 
 def automatic_bf16(use_cpu: bool) -> bool:
-    """``bf16: auto``: True on a GPU with bf16 or a CPU with bf16 matrix units (AMX), else False."""
+    """``bf16: auto``: True on a GPU with bf16 or a CPU with bf16 arithmetic in hardware (AMX or
+    AVX-512 bf16: ``icpo.static_sampler.cpu_has_bf16_arithmetic``), else False."""
     import torch
 
     from icpo.static_sampler import preferred_dtype

@@ -209,7 +209,7 @@ def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
     "recipe", sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml")), ids=lambda p: p.name
 )
 def test_shipped_recipes_load(recipe):
-    """Every shipped recipe loads; its bf16 is off, or ``auto``: on exactly where the CPU has AMX."""
+    """Every shipped recipe loads; its bf16 is off, or ``auto``: on exactly where the CPU has bf16 arithmetic."""
     import yaml
 
     from icpo.recipe import automatic_bf16, load_recipe

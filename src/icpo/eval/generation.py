@@ -137,7 +137,7 @@ class TransformersGenerator:
 
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
-            dtype = dtype or preferred_dtype(device)  # bf16 on a GPU or a CPU with bf16 matrix units
+            dtype = dtype or preferred_dtype(device)  # bf16 on a GPU or a CPU with bf16 arithmetic
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token

@@ -1,7 +1,7 @@
 """The study on a real LM: every method x seed from one pretrained start, on chat arithmetic, resumable.
 
 ``run_real_lm_study(plan)`` trains, for each seed and each method, ``ICPOTrainer`` on the fast path
-(``icpo_sampler="static"``, bf16 where the CPU has AMX, no activation checkpointing, the top
+(``icpo_sampler="static"``, bf16 where the CPU has bf16 arithmetic, no activation checkpointing, the top
 ``trainable_layers`` layers trained) and evaluates with ``icpo.study.heldout.evaluate_prompts`` on the
 regime's held-out problems, in the chat prompt the policy trained with: greedy accuracy every
 ``eval_every`` steps (the curve), and at the end greedy accuracy, avg@k and pass@j from k samples at the
