@@ -1,13 +1,16 @@
-"""The map of where ICPO helps or hurts (issue 10): GRPO and four ICPO variants, paired by seed, over
-reward noise x starting accuracy, on the offline addition task. docs/results.md reports it.
+"""The map of where ICPO helps or hurts: GRPO, ICPO variants and the peer methods (unlikeliness,
+clip-higher), paired by seed, over reward noise x starting accuracy, on the offline addition task, in the
+study's default settings (300 steps of 32 prompts x 8 samples, where GRPO learns) with two optimiser passes
+per batch (clip-higher acts only off-policy). docs/results.md reports it.
 
-    .venv/bin/python benchmarks/study_grid.py --out runs/grid --seeds 8
+    .venv/bin/python benchmarks/study_grid.py --out runs/grid-headroom --seeds 8 --noises 0 0.2 \
+        --methods grpo advantage reward unlikeliness clip-higher --name results-grid-headroom
 
 Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``--steps``); a grid of
 another shape needs its own ``--out`` folder and ``--name`` for its report, e.g. the longer sparse run:
 
     .venv/bin/python benchmarks/study_grid.py --out runs/grid-long --steps 600 --starts 0.1 --noises 0 \
-        --methods grpo advantage reward fallback --name results-grid-long --curves
+        --methods grpo advantage fallback --name results-grid-long --curves
 
 Resumable: a run whose result.json exists (with the same settings) is skipped, so a killed grid goes on
 where it stopped. Seeds are the outermost loop, so at any moment every cell has the same number of
@@ -28,21 +31,32 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+from icpo.core import ICPOOptions
 from icpo.runfolder import FolderInUse, locked_folder, write_atomically
-from icpo.study.engine import _recorded_as, load_finished, run_folder_name, start_missed, warm_start_for
-from icpo.study.rl_run import GRPO, RESULT, StudySettings, Variant, run_rl
+from icpo.study.engine import (
+    _recorded_as,
+    load_finished,
+    run_folder_name,
+    start_missed,
+    trained_as,
+    warm_start_for,
+)
+from icpo.study.methods import METHODS, Method, options_method
+from icpo.study.rl_run import RESULT, StudySettings, run_rl
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 NOISES = (0.0, 0.2, 0.4)  # share of rewards flipped at random
 STARTS = (0.1, 0.4)  # target held-out greedy accuracy of the warm start: sparse and denser rewards
-VARIANTS = {
-    "grpo": GRPO,
-    "advantage": Variant(alpha=0.5, combine="advantage"),  # the default
-    "reward": Variant(alpha=0.5, combine="reward"),  # the paper's reading
-    "linear": Variant(alpha=0.5, combine="advantage", schedule="linear"),  # alpha decays to 0
-    "fallback": Variant(alpha=0.5, combine="fallback"),  # ours: preference only in all-equal groups
+VARIANTS: dict[str, Method] = {
+    "grpo": METHODS["grpo"],
+    "advantage": options_method(ICPOOptions(alpha=0.5, combine="advantage")),  # the default
+    "reward": options_method(ICPOOptions(alpha=0.5, combine="reward")),  # the paper's reading
+    "linear": options_method(ICPOOptions(alpha=0.5, combine="advantage", schedule="linear")),  # alpha -> 0
+    "fallback": options_method(ICPOOptions(alpha=0.5, combine="fallback")),  # ours: only all-equal groups
+    "unlikeliness": METHODS["unlikeliness"],  # He et al. 2025
+    "clip-higher": METHODS["clip-higher"],  # DAPO
 }
-BASE = StudySettings(avg_k=32)
+BASE = StudySettings(avg_k=32, num_iterations=2)
 EXTRA_SEEDS = 8  # seeds tried beyond --seeds to replace those whose warm-up cannot reach a target
 # The paper's claims, the metric and cells that test each, and the sign of the difference it predicts.
 CLAIMS = (
@@ -108,7 +122,7 @@ def by_start(grid: list[StudySettings]) -> dict[float, list[StudySettings]]:
     return groups
 
 
-def run_grid(out: Path, seeds_per_cell: int, grid: list[StudySettings], variants: list[Variant]) -> None:
+def run_grid(out: Path, seeds_per_cell: int, grid: list[StudySettings], variants: list[Method]) -> None:
     """Seeds 0, 1, ... until every cell has ``seeds_per_cell`` seeds whose warm-up reached its target; a
     seed whose warm-up stalls below a target is left out of that target's cells (``start_missed``) and the
     next seed takes its place, at most ``EXTRA_SEEDS`` times."""
@@ -150,18 +164,17 @@ def run_grid(out: Path, seeds_per_cell: int, grid: list[StudySettings], variants
 
 
 def finished_results(
-    out: Path, seeds_per_cell: int, grid: list[StudySettings], variants: list[Variant]
+    out: Path, seeds_per_cell: int, grid: list[StudySettings], variants: list[Method]
 ) -> tuple[list[dict], list[str]]:
     """The finished runs of the grid's cells and variants from, per warm-start target, the first
     ``seeds_per_cell`` seeds whose warm-up reached it (other runs in the folder are left out), and a line
     for each seed left out because its warm-up missed the target."""
     results = [json.loads(path.read_text()) for path in sorted((out / "runs").glob(f"*/{RESULT}"))]
 
-    def recorded(expected: list, options: dict) -> bool:
-        return any(_recorded_as(x, options) for x in expected)
-
     results = [
-        r for r in results if recorded(grid, r["settings"]) and recorded(variants, r["variant_options"])
+        r
+        for r in results
+        if any(_recorded_as(cell, r["settings"]) for cell in grid) and any(trained_as(m, r) for m in variants)
     ]
     kept: dict[float, list[int]] = {}
     notes = []
@@ -215,7 +228,7 @@ def main(argv: list[str]) -> int:
         parser.exit(2, f"{error}\n")
 
 
-def run_and_report(out: Path, args, grid: list[StudySettings], variants: dict[str, Variant], argv) -> int:
+def run_and_report(out: Path, args, grid: list[StudySettings], variants: dict[str, Method], argv) -> int:
     """Run what is missing (unless ``--report``), then write the report, claims first."""
     if not args.report:
         started = time.time()
@@ -239,7 +252,7 @@ def run_and_report(out: Path, args, grid: list[StudySettings], variants: dict[st
             cell = [r for r in results if _recorded_as(settings, r["settings"])]
             name = f"{args.name}-start{settings.start_accuracy:g}-noise{settings.reward_noise:g}"
             if cell:
-                plot_curves(cell, Path(args.docs), name, baseline=GRPO.name)
+                plot_curves(cell, Path(args.docs), name, baseline="grpo")
     print(report)
     return 0
 

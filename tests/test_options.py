@@ -26,7 +26,8 @@ from icpo.core import (
     sequence_confidence,
     step_metrics,
 )
-from icpo.study.rl_run import GRPO, Variant
+from icpo.study.methods import METHODS as STUDY_METHODS
+from icpo.study.methods import options_method
 from icpo.trl import CONFIG_FIELDS, ICPOConfig
 
 
@@ -45,12 +46,15 @@ def test_the_trl_config_and_the_variants_carry_every_option_with_its_default_and
     for option in fields(ICPOOptions):
         declared = config_fields[CONFIG_FIELDS[option.name]]
         assert declared.default == option.default and declared.metadata["help"] == option.metadata["help"]
-    assert [f.name for f in fields(Variant)] == list(OPTION_NAMES)
-    variant = Variant(alpha=0.3, method="rank", combine="reward", schedule="linear", correct_threshold=0.9)
-    assert ICPOConfig.from_options(variant, output_dir="unused", use_cpu=True).icpo_options == ICPOOptions(
-        **{name: getattr(variant, name) for name in OPTION_NAMES}
+    options = ICPOOptions(
+        alpha=0.3, method="rank", combine="reward", schedule="linear", correct_threshold=0.9
     )
-    assert GRPO.name == "grpo" and Variant().name == "icpo-a0.5-bt-t1-advantage-low"
+    method = options_method(options)
+    assert method.name == "icpo-a0.3-rank-t1-reward-low-linear" and method.trainer == {}
+    config = ICPOConfig(**method.config_kwargs(), output_dir="unused", use_cpu=True)
+    assert config.icpo_options == options
+    assert options_method(ICPOOptions()).name == "icpo-a0.5-bt-t1-advantage-low"
+    assert options_method(ICPOOptions(alpha=0.0)) is STUDY_METHODS["grpo"]
 
 
 def test_the_cli_flags_are_the_options_with_their_choices_and_defaults():
@@ -76,7 +80,8 @@ def test_a_new_choice_in_core_reaches_the_cli_and_every_config(monkeypatch):
     monkeypatch.setitem(icpo.core.OPTION_CHOICES, "method", (*METHODS, "third"))
     assert config(icpo_method="third").icpo_options.method == "third"
     assert study_parser().parse_args(["compare", "--method", "third"]).method == "third"
-    Variant(method="third").validate()
+    ICPOOptions(method="third").validate()
+    assert options_method(ICPOOptions(method="third")).name == "icpo-a0.5-third-t1-advantage-low"
 
 
 @pytest.mark.parametrize(

@@ -155,10 +155,11 @@ def test_steps_to_target_is_the_first_evaluation_past_the_margin_or_nan():
 
 
 def test_grid_report_writes_tables_that_say_undefined_and_a_heat_map(tmp_path):
+    from icpo.core import ICPOOptions
+    from icpo.study.methods import METHODS, options_method
     from icpo.study.report import write_grid_report
-    from icpo.study.rl_run import GRPO, Variant
 
-    variants = {"grpo": GRPO, "icpo": Variant(alpha=0.5)}
+    variants = {"grpo": METHODS["grpo"], "icpo": options_method(ICPOOptions(alpha=0.5))}
     names = {label: v.name for label, v in variants.items()}
     results = [
         _grid_result(names[v], s, start, noise, acc + (0.03 * s if v == "icpo" else 0.0))

@@ -14,8 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from icpo.core import ICPOOptions
 from icpo.study.engine import run_study
-from icpo.study.rl_run import GRPO, StudySettings, Variant
+from icpo.study.methods import METHODS, Method, options_method
+from icpo.study.rl_run import StudySettings
+
+GRPO = METHODS["grpo"]
 
 # The real CLI dispatcher, limited to this module's commands (other command modules may be absent).
 CLI = (
@@ -94,7 +98,7 @@ def finished_run(out: Path, **changes) -> Path:
     settings = StudySettings(num_train=64, num_test=8, steps=3, eval_every=2)
     run_dir = out / "runs" / "grpo-noise0-seed0"
     run_dir.mkdir(parents=True)
-    result = {"settings": {**asdict(settings), **changes}, "variant_options": asdict(GRPO), "variant": "grpo",
+    result = {"settings": {**asdict(settings), **changes}, "variant_options": asdict(GRPO.options), "variant": "grpo",
               "seed": 0, "eval_curve": [], "final": {}, "warm_start": {}, "wall_seconds": 1.0}  # fmt: skip
     (run_dir / "result.json").write_text(json.dumps(result))
     return run_dir / "result.json"
@@ -202,7 +206,33 @@ def test_compare_resumes_after_a_kill_without_redoing_finished_runs(tmp_path):
 
     other = StudySettings(**{**results[0]["settings"], "steps": 4})
     with pytest.raises(ValueError, match="made with other settings"):
-        run_study(out, other, [GRPO, Variant(alpha=0.5)], [0, 1], "r2")
+        run_study(out, other, [GRPO, options_method(ICPOOptions(alpha=0.5))], [0, 1], "r2")
+
+
+@pytest.mark.slow
+def test_the_tiny_study_runs_the_peer_methods_with_their_trainer_options(tmp_path, icpo_fails):
+    """``--methods`` on the tiny policy: each method trains with its own ICPO and trainer options (clip-higher's
+    epsilon_high is recorded with its run), off-policy passes apply to every method, and a finished run trained with other
+    trainer options is refused rather than reused."""
+    out = tmp_path / "study"
+    assert "would be GRPO bit for bit" in icpo_fails(
+        "compare", "--seeds", "1", "--methods", "clip-higher", "--out", str(out), *TINY_STUDY
+    )
+    args = ("compare", "--seeds", "1", "--methods", "unlikeliness", "clip-higher", "--num-iterations", "2")
+    done = icpo(*args, "--out", str(out), *TINY_STUDY, cwd=tmp_path)
+    _, stderr = done.communicate(timeout=300)
+    assert done.returncode == 0, stderr[-2000:]
+    results = {r["variant"]: r for r in map(json.loads, map(Path.read_text, out.glob("runs/*/result.json")))}
+    assert sorted(results) == ["clip-higher", "grpo", "unlikeliness"]
+    assert results["clip-higher"]["trainer"] == {"epsilon_high": 0.28} and results["grpo"]["trainer"] == {}
+    assert results["unlikeliness"]["variant_options"]["combine"] == "unlikeliness"
+    assert {r["settings"]["num_iterations"] for r in results.values()} == {2}
+    assert (out / "report-unlikeliness-clip-higher-noise0.md").is_file()
+
+    settings = StudySettings(**results["grpo"]["settings"])
+    other_clip = Method("clip-higher", METHODS["clip-higher"].options, {"epsilon_high": 0.2})
+    with pytest.raises(ValueError, match="made with other settings"):
+        run_study(out, settings, [GRPO, other_clip], [0], "r3")
 
 
 @pytest.mark.parametrize(

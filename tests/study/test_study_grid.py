@@ -10,22 +10,26 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from icpo.core import ICPOOptions
 from icpo.study.engine import run_folder_name
-from icpo.study.rl_run import GRPO, StudySettings, Variant
+from icpo.study.methods import METHODS, Method, options_method
+from icpo.study.rl_run import StudySettings
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "study_grid.py"
-DEFAULT = Variant(alpha=0.5, combine="advantage")
-FALLBACK = Variant(alpha=0.5, combine="fallback")
+GRPO = METHODS["grpo"]
+DEFAULT = options_method(ICPOOptions(alpha=0.5, combine="advantage"))
+FALLBACK = options_method(ICPOOptions(alpha=0.5, combine="fallback"))
 
 
-def finished_run(out: Path, variant: Variant, settings: StudySettings, seed: int, accuracy: float) -> None:
+def finished_run(out: Path, variant: Method, settings: StudySettings, seed: int, accuracy: float) -> None:
     """A result.json as ``icpo.study.rl_run.run_rl`` writes it, reduced to what the report reads."""
     folder = out / "runs" / run_folder_name(variant, settings, seed)
     folder.mkdir(parents=True)
     start = settings.start_accuracy
     result = {
         "variant": variant.name,
-        "variant_options": asdict(variant),
+        "variant_options": asdict(variant.options),
+        "trainer": variant.trainer,
         "seed": seed,
         "settings": asdict(settings),
         "history": [{"step": 1, "entropy": 1.0}],
@@ -46,7 +50,7 @@ def report(out: Path, docs: Path, *flags: str) -> str:
 
 def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(tmp_path):
     out, docs = tmp_path / "grid", tmp_path / "docs"
-    long_sparse = StudySettings(avg_k=32, start_accuracy=0.1, reward_noise=0.0, steps=600)
+    long_sparse = StudySettings(avg_k=32, num_iterations=2, start_accuracy=0.1, reward_noise=0.0, steps=600)
     for seed in range(3):
         finished_run(out, GRPO, long_sparse, seed, 0.2)
         finished_run(out, FALLBACK, long_sparse, seed, 0.3 + 0.01 * seed)
@@ -67,7 +71,7 @@ def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(t
 
 def test_the_full_grid_marks_the_claimed_direction(tmp_path):
     out, docs = tmp_path / "grid", tmp_path / "docs"
-    noisy = StudySettings(avg_k=32, start_accuracy=0.4, reward_noise=0.2)
+    noisy = StudySettings(avg_k=32, num_iterations=2, start_accuracy=0.4, reward_noise=0.2)
     for seed in range(3):
         finished_run(out, GRPO, noisy, seed, 0.5)
         finished_run(out, DEFAULT, noisy, seed, 0.4 - 0.01 * seed)  # loses: "-" on a "helps" claim
@@ -83,7 +87,7 @@ def test_seeds_whose_warm_up_missed_the_start_are_replaced_by_the_next_and_named
     from icpo.warmup import MARKER, START
 
     out, docs = tmp_path / "grid", tmp_path / "docs"
-    cell = StudySettings(avg_k=32, start_accuracy=0.4, reward_noise=0.0)
+    cell = StudySettings(avg_k=32, num_iterations=2, start_accuracy=0.4, reward_noise=0.0)
     for seed in (0, 1, 3, 4):
         finished_run(out, GRPO, cell, seed, 0.5)
         finished_run(out, DEFAULT, cell, seed, 0.6 if seed == 1 else 0.5)

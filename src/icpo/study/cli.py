@@ -1,4 +1,5 @@
-"""``icpo demo`` and ``icpo compare``: a study of GRPO against one ICPO variant (``icpo.study.engine``).
+"""``icpo demo`` and ``icpo compare``: GRPO against ICPO or its peers, paired by seed, on the tiny policy
+(``icpo.study.engine``) or a real LM (``icpo.study.real_lm``).
 
 Every argument, and the --out folder's finished runs and warm-ups, are checked before any work or write;
 the folder is then locked for as long as the command writes there.
@@ -12,9 +13,9 @@ from pathlib import Path
 
 from icpo.command import HelpFormatter, check_output_folder, checked_command
 from icpo.core import OPTION_CHOICES, OPTION_NAMES, ICPOOptions
-from icpo.study.methods import METHODS, Method, get_method
+from icpo.study.methods import METHODS, Method, get_method, needs_off_policy_updates, options_method
 from icpo.study.real_lm import RealLMSettings
-from icpo.study.rl_run import GRPO, StudySettings, Variant
+from icpo.study.rl_run import StudySettings
 
 
 def _add_study_arguments(parser: argparse.ArgumentParser, defaults: StudySettings) -> None:
@@ -74,7 +75,7 @@ class StudyPlan:
 
     out: Path
     settings: StudySettings
-    variants: list[Variant]
+    methods: list[Method]  # the baseline (grpo) first
     seeds: list[int]
     report_name: str
 
@@ -87,15 +88,11 @@ def _plan(args) -> StudyPlan:
 
     if getattr(args, "model", "tiny") != "tiny":
         return _real_lm_plan(args)
-    if getattr(args, "methods", None):
-        raise ValueError(
-            "--methods applies to a real LM (--model); the tiny study compares GRPO with the ICPO flags."
-        )
     tiny = StudySettings()
     for key in ("steps", "eval_every", "num_test"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(tiny, key))
-    settings, variants = _settings_and_variants(args)
+    settings, methods = _settings_and_methods(args)
     if getattr(args, "seeds", 1) < 1:
         raise ValueError(f"--seeds must be at least 1 (the study runs seeds 0..N-1), got {args.seeds}.")
     if getattr(args, "seed", 0) < 0:
@@ -104,7 +101,7 @@ def _plan(args) -> StudyPlan:
     report_name = (
         "report"
         if args.command == "demo"
-        else args.report or f"report-{variants[1].name}-noise{settings.reward_noise:g}"
+        else args.report or f"report-{'-'.join(m.name for m in methods[1:])}-noise{settings.reward_noise:g}"
     )
     if Path(report_name).name != report_name or report_name in (".", ".."):
         raise ValueError(
@@ -112,24 +109,47 @@ def _plan(args) -> StudyPlan:
             "into --out as NAME.md, NAME.csv, NAME.json and NAME-*.png)."
         )
     out = check_output_folder(args.out)
-    check_study_folder(out, settings, variants, seeds)
-    return StudyPlan(out, settings, variants, seeds, report_name)
+    check_study_folder(out, settings, methods, seeds)
+    return StudyPlan(out, settings, methods, seeds, report_name)
 
 
-def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
+def _compared_methods(args) -> list[Method]:
+    """GRPO, then each ``--methods`` entry (without one: the method of the ICPO flags); a clip-only method
+    needs ``--num-iterations`` 2 or more, else it would be GRPO bit for bit."""
+    names = getattr(args, "methods", None)
+    if names:
+        compared = [get_method(name) for name in dict.fromkeys(names) if name != "grpo"]
+    else:
+        options = ICPOOptions(**{name: getattr(args, name) for name in OPTION_NAMES})
+        options.validate(_flag)
+        if options.alpha <= 0:
+            raise ValueError(
+                f"--alpha must be > 0 for the ICPO variant (the GRPO baseline is alpha 0), got {options.alpha}."
+            )
+        compared = [options_method(options)]
+    if not compared:
+        raise ValueError("--methods names only grpo, the baseline every study runs: add a method to compare.")
+    iterations = getattr(args, "num_iterations", 1)
+    if iterations < 1:
+        raise ValueError(f"--num-iterations must be at least 1, got {iterations}.")
+    clipped = [m.name for m in compared if needs_off_policy_updates(m)]
+    if clipped and iterations == 1:
+        raise ValueError(
+            f"{', '.join(clipped)} changes only the PPO clip, and with --num-iterations 1 every update is on-policy "
+            "(the ratio is exactly 1, no clip acts): it would be GRPO bit for bit. Give --num-iterations 2 or more."
+        )
+    return [METHODS["grpo"], *compared]
+
+
+def _settings_and_methods(args) -> tuple[StudySettings, list[Method]]:
     from icpo.tasks import check_difficulty, get_task
 
     check_difficulty(get_task(args.task), args.difficulty)
-    icpo = Variant(**{name: getattr(args, name) for name in OPTION_NAMES})
-    icpo.validate(_flag)
+    methods = _compared_methods(args)
     if not 0 <= args.reward_noise <= 1:
         raise ValueError(f"--reward-noise must be a probability in [0, 1], got {args.reward_noise}.")
     if args.start_accuracy is not None and not 0 < args.start_accuracy <= 1:
         raise ValueError(f"--start-accuracy must be in (0, 1], got {args.start_accuracy}.")
-    if args.alpha <= 0:
-        raise ValueError(
-            f"--alpha must be > 0 for the ICPO variant (the GRPO baseline is alpha 0), got {args.alpha}."
-        )
     for name in ("steps", "num_train", "num_test", "eval_every"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
@@ -143,8 +163,9 @@ def _settings_and_variants(args) -> tuple[StudySettings, list[Variant]]:
         eval_every=args.eval_every,
         reward_noise=args.reward_noise,
         start_accuracy=args.start_accuracy,
+        num_iterations=getattr(args, "num_iterations", 1),
     )
-    return settings, [GRPO, icpo]
+    return settings, methods
 
 
 REAL_LM_METHODS = ("grpo", "icpo", "unlikeliness")
@@ -197,15 +218,9 @@ def _real_lm_plan(args) -> RealLMPlan:
     settings = replace(
         defaults, model=args.model, regime=args.task, trainable_layers=args.trainable_layers, **overrides
     )
-    methods = [get_method(name) for name in (args.methods or REAL_LM_METHODS)]
-    clipped = [m.name for m in methods if "epsilon_high" in m.trainer]
-    if clipped and args.num_iterations == 1:
-        raise ValueError(
-            f"{', '.join(clipped)} changes only the PPO clip, and with --num-iterations 1 every update is on-policy "
-            "(the ratio is exactly 1, no clip acts): it would be GRPO bit for bit. Give --num-iterations 2 or more."
-        )
-    if args.num_iterations < 1:
-        raise ValueError(f"--num-iterations must be at least 1, got {args.num_iterations}.")
+    if not args.methods:
+        args.methods = list(REAL_LM_METHODS)
+    methods = _compared_methods(args)
     settings = replace(settings, num_iterations=args.num_iterations)
     return RealLMPlan(check_output_folder(args.out), settings, methods, list(range(args.seeds)))
 
@@ -221,7 +236,7 @@ def _run_plan(args, plan: StudyPlan | RealLMPlan) -> int:
         print(f"report: {write_real_lm_report(plan.out, results)}")
         return 0
 
-    report = run_study(plan.out, plan.settings, plan.variants, plan.seeds, plan.report_name)
+    report = run_study(plan.out, plan.settings, plan.methods, plan.seeds, plan.report_name)
     print(f"report: {report}")
     return 0
 
@@ -239,8 +254,9 @@ def register(subparsers) -> None:
         formatter_class=HelpFormatter,
         help="warm-up, GRPO vs ICPO from the same start, held-out evaluation, report (CPU, offline)",
         description="The offline demo on the tiny policy (icpo.tiny, 130k parameters, built and warmed up "
-        "locally): GRPO and ICPO from the same warm start, 150 steps each, held-out evaluation and a report "
-        "with plots. About one minute on a 2-core CPU; a second run reuses every cached piece.",
+        "locally): GRPO and ICPO from the same warm start, 300 steps of 32 prompts x 8 samples each (where GRPO "
+        "gains about 0.2 held-out accuracy), held-out evaluation and a report with plots. About two minutes on "
+        "a 2-core CPU; a second run reuses every cached piece.",
     )
     _add_study_arguments(demo, StudySettings())
     demo.add_argument("--seed", type=int, default=0, help="seed of the warm-up, the RL runs and the data")
@@ -250,19 +266,20 @@ def register(subparsers) -> None:
     compare = subparsers.add_parser(
         "compare",
         formatter_class=HelpFormatter,
-        help="GRPO vs ICPO (or its peers, on a real LM) over several seeds, paired by seed",
-        description="On the tiny policy (default): GRPO against one ICPO variant over seeds 0..N-1, about "
-        "30 s per run on a 2-core CPU. With --model (a chat model preset such as smollm2-135m-instruct, or a "
-        "folder) and --task single-digit|two-digit-add: every --methods entry against GRPO on chat "
-        "arithmetic, held-out problems in the training prompt, the claim table in report.md and claims.json "
-        "(SmolLM2: about 12 s per step and 2 min per evaluation on a 2-core CPU with AMX). Finished runs "
-        "are never redone.",
+        help="GRPO vs ICPO and its peers over several seeds, paired by seed, on the tiny policy or a real LM",
+        description="On the tiny policy (default): GRPO against the ICPO variant of the flags, or against "
+        "each --methods entry, over seeds 0..N-1, about 40 s per run on a 2-core CPU. With --model (a chat "
+        "model preset such as smollm2-135m-instruct, or a folder) and --task single-digit|two-digit-add: "
+        "every --methods entry against GRPO on chat arithmetic, held-out problems in the training prompt, the "
+        "claim table in report.md and claims.json (SmolLM2: 7-14 s per step and minutes per evaluation on a "
+        "2-core CPU, docs/performance.md). Finished runs are never redone.",
     )
     _add_study_arguments(compare, StudySettings())
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
     real = compare.add_argument_group(
         "a real LM (icpo.study.real_lm): --model PRESET_OR_FOLDER --task single-digit|two-digit-add; "
-        "--steps, --eval-every, --num-test and --seeds apply, the other study flags are the tiny policy's"
+        "--steps, --eval-every, --num-test, --seeds, --methods and --num-iterations apply, the other study "
+        "flags are the tiny policy's"
     )
     real.add_argument(
         "--model", default="tiny", help="tiny (the warm-up study) or a chat model preset or folder"
@@ -270,18 +287,18 @@ def register(subparsers) -> None:
     real.add_argument(
         "--trainable-layers", type=int, default=4, help="train only the top N decoder layers (the recipes' 4)"
     )
-    real.add_argument(
+    compare.add_argument(
         "--num-iterations",
         type=int,
         default=1,
         help="optimiser passes per generated batch (TRL's num_iterations); clip-higher needs 2 or more",
     )
-    real.add_argument(
+    compare.add_argument(
         "--methods",
         nargs="+",
         default=None,
-        help=f"methods to compare on a real LM (icpo.study.methods: {', '.join(METHODS)}); default: "
-        f"{' '.join(REAL_LM_METHODS)}",
+        help=f"methods compared with grpo (icpo.study.methods: {', '.join(METHODS)}); default: the ICPO "
+        f"flags' variant on the tiny policy, {' '.join(REAL_LM_METHODS)} on a real LM",
     )
     compare.add_argument("--out", default="runs/compare", help=OUT_HELP)
     compare.add_argument("--report", default=None, help="report file stem (default: from the variant)")

@@ -1,10 +1,10 @@
-"""A study: one RL run (``icpo.study.rl_run``) for every (variant, seed), all variants of one seed starting from
+"""A study: one RL run (``icpo.study.rl_run``) for every (method, seed), all methods of one seed starting from
 the same cached warm-up (``icpo.warmup``), then the report (``icpo.study.report``).
 
 Layout of a study folder (``--out`` of ``icpo demo``/``icpo compare``)::
 
     warmup-seed{S}[-start{a}]/               the SFT warm start of seed S (a Hugging Face folder), reused
-    runs/{variant}-noise{p}[-start{a}]-seed{S}/  result.json (written atomically, last), metrics.jsonl,
+    runs/{method}-noise{p}[-start{a}]-seed{S}/   result.json (written atomically, last), metrics.jsonl,
                                              TensorBoard events
     {report}.md, {report}.csv, {report}.json, {report}-*.png
     icpo.log                                 what transformers, TRL and datasets printed
@@ -23,7 +23,8 @@ from typing import Any
 
 from icpo.runfolder import read_json
 from icpo.study.heldout import evaluate, max_completion_chars
-from icpo.study.rl_run import RESULT, StudySettings, Variant, run_rl
+from icpo.study.methods import Method
+from icpo.study.rl_run import RESULT, StudySettings, run_rl
 
 LOG_FILE = "icpo.log"  # what transformers, TRL and datasets print during a study
 # The longest a warm-up to a target accuracy may train (it stops at the target): on the shared machine
@@ -36,8 +37,8 @@ def _start_suffix(settings: StudySettings) -> str:
     return "" if settings.start_accuracy is None else f"-start{settings.start_accuracy:g}"
 
 
-def run_folder_name(variant: Variant, settings: StudySettings, seed: int) -> str:
-    return f"{variant.name}-noise{settings.reward_noise:g}{_start_suffix(settings)}-seed{seed}"
+def run_folder_name(method: Method, settings: StudySettings, seed: int) -> str:
+    return f"{method.name}-noise{settings.reward_noise:g}{_start_suffix(settings)}-seed{seed}"
 
 
 def warm_up_plan(out: Path, settings: StudySettings, seed: int):
@@ -110,7 +111,7 @@ RESULT_KEYS = (
 )
 
 
-def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> dict[str, Any] | None:
+def load_finished(run_dir: Path, settings: StudySettings, method: Method) -> dict[str, Any] | None:
     """The run's result if it finished with these settings; raises if it finished with others."""
     path = run_dir / RESULT
     if not path.exists():
@@ -122,14 +123,23 @@ def load_finished(run_dir: Path, settings: StudySettings, variant: Variant) -> d
     )
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)} (not a result a run wrote); {fix}")
-    if not (_recorded_as(settings, result["settings"]) and _recorded_as(variant, result["variant_options"])):
+    if not (_recorded_as(settings, result["settings"]) and trained_as(method, result)):
         raise ValueError(
             f"{run_dir} holds a finished run made with other settings; use another --out folder or delete it."
         )
     return result
 
 
-def _recorded_as(expected: Variant | StudySettings, recorded: dict[str, Any]) -> bool:
+def trained_as(method: Method, result: dict[str, Any]) -> bool:
+    """Whether a finished run's result was trained with ``method``'s ICPO and trainer options (a result
+    written before trainer options were recorded had none)."""
+    return (
+        _recorded_as(method.options, result["variant_options"])
+        and result.get("trainer", {}) == method.trainer
+    )
+
+
+def _recorded_as(expected: Any, recorded: dict[str, Any]) -> bool:
     """Whether settings or options recorded by a finished run equal ``expected`` (a field added since then
     takes its default)."""
     try:
@@ -139,7 +149,7 @@ def _recorded_as(expected: Variant | StudySettings, recorded: dict[str, Any]) ->
 
 
 def check_study_folder(
-    out: Path, settings: StudySettings, variants: list[Variant], seeds: list[int]
+    out: Path, settings: StudySettings, methods: list[Method], seeds: list[int]
 ) -> dict[Path, dict[str, Any] | None]:
     """Read what ``out`` already holds for this study, writing nothing: each planned run's result (None if
     not finished). A ValueError names a result.json that is damaged or incomplete, or a finished run or
@@ -149,17 +159,17 @@ def check_study_folder(
     for seed in seeds:
         check_reusable(*warm_up_plan(out, settings, seed))
     return {
-        run_dir: load_finished(run_dir, settings, variant)
+        run_dir: load_finished(run_dir, settings, method)
         for seed in seeds
-        for variant in variants
-        for run_dir in [out / "runs" / run_folder_name(variant, settings, seed)]
+        for method in methods
+        for run_dir in [out / "runs" / run_folder_name(method, settings, seed)]
     }
 
 
 def run_study(
-    out: Path, settings: StudySettings, variants: list[Variant], seeds: list[int], report_name: str
+    out: Path, settings: StudySettings, methods: list[Method], seeds: list[int], report_name: str
 ) -> Path:
-    """Every (seed, variant) run, skipping finished ones, then the report; returns the report path."""
+    """Every (seed, method) run, skipping finished ones, then the report; returns the report path."""
     import torch
     from tqdm.auto import tqdm
 
@@ -170,15 +180,15 @@ def run_study(
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
     plan = [
-        (seed, variant, out / "runs" / run_folder_name(variant, settings, seed))
+        (seed, method, out / "runs" / run_folder_name(method, settings, seed))
         for seed in seeds
-        for variant in variants
+        for method in methods
     ]
     # Every finished run and warm-up is read (and its settings checked) before any training starts.
-    finished = check_study_folder(out, settings, variants, seeds)
+    finished = check_study_folder(out, settings, methods, seeds)
     results, left_out = [], {}
     with library_output_to(out / LOG_FILE), tqdm(plan, desc="runs", unit="run", position=0) as progress:
-        for seed, variant, run_dir in progress:
+        for seed, method, run_dir in progress:
             progress.set_postfix_str(run_dir.name)
             result = finished[run_dir]
             if result is None:
@@ -189,10 +199,10 @@ def run_study(
                     left_out[seed] = why
                 continue
             if result is None:
-                result = run_rl(warm_start, settings, variant, seed, run_dir, train, test)
+                result = run_rl(warm_start, settings, method, seed, run_dir, train, test)
             results.append(result)
     if not results:
         raise ValueError(
             "; ".join(left_out.values()) + ". No seed reached the start: choose a lower --start-accuracy."
         )
-    return write_report(out, report_name, results, baseline=variants[0].name, notes=list(left_out.values()))
+    return write_report(out, report_name, results, baseline=methods[0].name, notes=list(left_out.values()))

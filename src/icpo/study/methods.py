@@ -29,6 +29,7 @@ class Method:
     options: ICPOOptions
     trainer: dict[str, Any] = field(default_factory=dict)  # GRPOConfig options beyond the ICPO ones
     source: str = ""
+    label: str = ""  # how plots name it
 
     def config_kwargs(self) -> dict[str, Any]:
         """``ICPOConfig`` keyword arguments of this method (the ICPO options as ``icpo_*``, then the rest)."""
@@ -40,22 +41,44 @@ class Method:
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
-        Method("grpo", ICPOOptions(alpha=0.0), source="GRPO (Shao et al. 2024)"),
-        Method("icpo", ICPOOptions(), source="ICPO, this library's defaults"),
-        Method("icpo-reward", ICPOOptions(combine="reward"), source="ICPO, the paper's reading"),
+        Method("grpo", ICPOOptions(alpha=0.0), source="GRPO (Shao et al. 2024)", label="GRPO"),
+        Method("icpo", ICPOOptions(), source="ICPO, this library's defaults", label="ICPO"),
+        Method(
+            "icpo-reward",
+            ICPOOptions(combine="reward"),
+            source="ICPO, the paper's reading",
+            label="ICPO, reward",
+        ),
         Method(
             "unlikeliness",
             ICPOOptions(alpha=0.25, combine="unlikeliness"),
             source="He, Fried and Welleck 2025 (arXiv 2506.02355)",
+            label="unlikeliness (He et al.)",
         ),
         Method(
             "clip-higher",
             ICPOOptions(alpha=0.0),
             {"epsilon_high": 0.28},
             source="DAPO's clip-higher (arXiv 2503.14476)",
+            label="clip-higher (DAPO)",
         ),
     )
 }
+
+
+def options_method(options: ICPOOptions) -> Method:
+    """The method that trains with ``options`` and GRPO's trainer options: ``grpo`` at alpha 0, else named
+    by its options (``icpo-a0.5-bt-t1-advantage-low``, ``-linear`` appended for a decaying alpha)."""
+    if options.alpha == 0:
+        return METHODS["grpo"]
+    name = f"icpo-a{options.alpha:g}-{options.method}-t{options.tau:g}-{options.combine}-{options.direction}"
+    return Method(name if options.schedule == "constant" else f"{name}-{options.schedule}", options)
+
+
+def needs_off_policy_updates(method: Method) -> bool:
+    """True for a method that changes only the PPO clip (``epsilon_high``): with one optimiser pass per
+    generated batch the ratio is exactly 1 and it is GRPO bit for bit."""
+    return "epsilon_high" in method.trainer
 
 
 def get_method(name: str) -> Method:

@@ -133,7 +133,6 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
     config = ICPOConfig(
         **method.config_kwargs(),
         **run_config_kwargs(run_dir, settings, seed, settings.max_new_tokens),
-        num_iterations=settings.num_iterations,
         bf16=automatic_bf16(use_cpu=True),
         icpo_sampler="static",
     )

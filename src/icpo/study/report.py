@@ -132,9 +132,12 @@ def smoothed(values: list[float], window: int) -> list[float]:
 
 
 def display_name(variant: str, results: list[dict[str, Any]]) -> str:
-    """A legend label a reader understands: "GRPO", or the ICPO options that differ from the defaults."""
-    if variant == "grpo":
-        return "GRPO"
+    """A legend label a reader understands: a shipped method's label (``icpo.study.methods``), or the ICPO
+    options that differ from the defaults."""
+    from icpo.study.methods import METHODS
+
+    if variant in METHODS:
+        return METHODS[variant].label
     options = next((r.get("variant_options") for r in results if r["variant"] == variant), None)
     if not options:
         return variant
@@ -515,7 +518,7 @@ def write_grid_report(
     folder: Path, results: list[dict[str, Any]], variants: dict[str, Any], name: str = "results-grid"
 ) -> Path:
     """Write ``{name}.md``, ``{name}.json`` and ``{name}-accuracy.png`` into ``folder`` (``variants``: short
-    label -> the ``Variant`` the label stands for); return the markdown path."""
+    label -> the ``Method`` the label stands for); return the markdown path."""
     if not results:
         raise ValueError("no finished grid runs to report on.")
     folder.mkdir(parents=True, exist_ok=True)
