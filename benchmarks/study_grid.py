@@ -34,8 +34,8 @@ from pathlib import Path
 from icpo.core import ICPOOptions
 from icpo.runfolder import FolderInUse, locked_folder, write_atomically
 from icpo.study.engine import (
-    _recorded_as,
     load_finished,
+    recorded_as,
     run_folder_name,
     start_missed,
     trained_as,
@@ -174,7 +174,7 @@ def finished_results(
     results = [
         r
         for r in results
-        if any(_recorded_as(cell, r["settings"]) for cell in grid) and any(trained_as(m, r) for m in variants)
+        if any(recorded_as(cell, r["settings"]) for cell in grid) and any(trained_as(m, r) for m in variants)
     ]
     kept: dict[float, list[int]] = {}
     notes = []
@@ -249,7 +249,7 @@ def run_and_report(out: Path, args, grid: list[StudySettings], variants: dict[st
     write_atomically(report, claims + report.read_text())
     if args.curves:
         for settings in grid:
-            cell = [r for r in results if _recorded_as(settings, r["settings"])]
+            cell = [r for r in results if recorded_as(settings, r["settings"])]
             name = f"{args.name}-start{settings.start_accuracy:g}-noise{settings.reward_noise:g}"
             if cell:
                 plot_curves(cell, Path(args.docs), name, baseline="grpo")

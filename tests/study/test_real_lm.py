@@ -65,3 +65,45 @@ def test_compare_on_a_chat_model_checks_its_arguments_first(chat_policy, tmp_pat
         *common, "--task", "single-digit", "--methods", "grpo", "clip-higher"
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_a_precision_other_than_auto_or_float32_is_refused():
+    from icpo.study.real_lm import RealLMSettings
+
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, got 'fp16'"):
+        RealLMSettings(precision="fp16")
+
+
+@pytest.mark.slow
+def test_the_bf16_learning_curve_runs_grpo_in_both_precisions_and_resumes(chat_policy, tmp_path, monkeypatch):
+    """benchmarks/bf16_learning_curve.py on the chat policy, as if the CPU had bf16 arithmetic: one GRPO run
+    in bf16 and one in float32 from the same seed, curves and final metrics of both; a run recorded before
+    ``precision`` existed (no such key) is read back, not redone."""
+    import importlib.util
+    from pathlib import Path
+
+    import icpo.static_sampler
+
+    monkeypatch.setattr(icpo.static_sampler, "cpu_has_bf16_arithmetic", lambda: True)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bf16_learning_curve.py"
+    spec = importlib.util.spec_from_file_location("bf16_learning_curve", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "curve"
+    argv = ["--out", str(out), "--model", str(chat_policy), "--steps", "2", "--eval-every", "1", "--num-test", "4",
+            "--avg-k", "2", "--trainable-layers", "1"]  # fmt: skip
+    assert module.main(argv) == 0
+    summary = json.loads((out / "bf16-curve.json").read_text())
+    assert set(summary["runs"]) == {"bf16", "float32"}
+    assert all(run["step"] == [1, 2] and len(run["heldout_greedy"]) == 2 for run in summary["runs"].values())
+    assert (out / "bf16-curve.png").read_bytes()[:4] == b"\x89PNG"
+    recorded = {p: json.loads(p.read_text()) for p in out.glob("*/runs/grpo-seed0/result.json")}
+    assert {r["settings"]["precision"] for r in recorded.values()} == {"auto", "float32"}
+
+    bf16_result = out / "auto" / "runs" / "grpo-seed0" / "result.json"
+    legacy = json.loads(bf16_result.read_text())
+    legacy["settings"].pop("precision")  # as runs made before the option existed recorded it: "auto"
+    bf16_result.write_text(json.dumps(legacy))
+    before = bf16_result.stat().st_mtime_ns
+    assert module.main(argv) == 0
+    assert bf16_result.stat().st_mtime_ns == before  # read back, not redone

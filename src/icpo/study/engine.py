@@ -123,7 +123,7 @@ def load_finished(run_dir: Path, settings: StudySettings, method: Method) -> dic
     )
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)} (not a result a run wrote); {fix}")
-    if not (_recorded_as(settings, result["settings"]) and trained_as(method, result)):
+    if not (recorded_as(settings, result["settings"]) and trained_as(method, result)):
         raise ValueError(
             f"{run_dir} holds a finished run made with other settings; use another --out folder or delete it."
         )
@@ -134,12 +134,11 @@ def trained_as(method: Method, result: dict[str, Any]) -> bool:
     """Whether a finished run's result was trained with ``method``'s ICPO and trainer options (a result
     written before trainer options were recorded had none)."""
     return (
-        _recorded_as(method.options, result["variant_options"])
-        and result.get("trainer", {}) == method.trainer
+        recorded_as(method.options, result["variant_options"]) and result.get("trainer", {}) == method.trainer
     )
 
 
-def _recorded_as(expected: Any, recorded: dict[str, Any]) -> bool:
+def recorded_as(expected: Any, recorded: dict[str, Any]) -> bool:
     """Whether settings or options recorded by a finished run equal ``expected`` (a field added since then
     takes its default)."""
     try:

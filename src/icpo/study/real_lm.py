@@ -26,8 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from icpo.study.engine import recorded_as
 from icpo.study.methods import Method
 from icpo.study.rl_run import RESULT, heldout_metrics, mean_of_last_steps, run_config_kwargs, train_with_curve
+
+PRECISIONS = ("auto", "float32")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,21 @@ class RealLMSettings:
     eval_every: int = 25
     avg_k: int = 16
     split_seed: int = 0
+    # "auto": bf16 for training and sampling where the hardware computes it (icpo.static_sampler.
+    # preferred_dtype), else float32; "float32": float32 everywhere (the numerics check's reference).
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}.")
+
+    def dtype(self):
+        """The compute dtype of this run's training and sampling."""
+        import torch
+
+        from icpo.static_sampler import preferred_dtype
+
+        return preferred_dtype("cpu") if self.precision == "auto" else torch.float32
 
 
 def _policy(settings: RealLMSettings):
@@ -67,14 +85,13 @@ def _evaluator(settings: RealLMSettings, tokenizer, test):
     import torch
 
     from icpo.rewards import number_reward
-    from icpo.static_sampler import preferred_dtype
     from icpo.study.arithmetic import chat
     from icpo.study.heldout import evaluate_prompts
 
     prompts = [
         tokenizer.apply_chat_template(chat(p), tokenize=False, add_generation_prompt=True) for p in test
     ]
-    dtype = preferred_dtype("cpu")
+    dtype = settings.dtype()
 
     def grade(rows: list[int], texts: list[str]) -> list[bool]:
         rewards = number_reward(
@@ -118,7 +135,6 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
     """Train ``method`` for one seed and return (and write atomically) its result."""
     import torch
 
-    from icpo.recipe import automatic_bf16
     from icpo.rewards import number_reward
     from icpo.runfolder import write_json_atomically
     from icpo.study.arithmetic import rl_rows, split
@@ -133,7 +149,7 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
     config = ICPOConfig(
         **method.config_kwargs(),
         **run_config_kwargs(run_dir, settings, seed, settings.max_new_tokens),
-        bf16=automatic_bf16(use_cpu=True),
+        bf16=settings.dtype() == torch.bfloat16,
         icpo_sampler="static",
     )
     started = time.perf_counter()
@@ -193,7 +209,7 @@ def run_real_lm_study(
                 finished = run_dir / RESULT
                 if finished.is_file():
                     recorded = json.loads(finished.read_text())
-                    if recorded.get("settings") != asdict(settings):
+                    if not recorded_as(settings, recorded.get("settings", {})):
                         raise ValueError(
                             f"{finished} was made with other settings; use another --out or delete that run."
                         )
