@@ -1,10 +1,16 @@
 """The map of where ICPO helps or hurts: GRPO, ICPO variants and the peer methods (unlikeliness,
 clip-higher), paired by seed, over reward noise x starting accuracy, on the offline addition task, in the
-study's default settings (300 steps of 32 prompts x 8 samples, where GRPO learns) with two optimiser passes
-per batch (clip-higher acts only off-policy). docs/results.md reports it.
+study's default settings (300 steps of 32 prompts x 8 samples, where GRPO learns). docs/results.md reports it.
 
     .venv/bin/python benchmarks/study_grid.py --out runs/grid-headroom --seeds 8 --noises 0 0.2 \
-        --methods grpo advantage reward unlikeliness clip-higher --name results-grid-headroom
+        --methods grpo advantage reward unlikeliness --name results-grid-headroom
+
+clip-higher changes only the PPO clip, which acts only when a batch is used for more than one update, so
+it is compared with GRPO in a grid of its own with ``--num-iterations 2`` (every method there makes two
+optimiser passes per batch):
+
+    .venv/bin/python benchmarks/study_grid.py --out runs/grid-offpolicy --seeds 4 --noises 0 0.2 \
+        --num-iterations 2 --methods grpo clip-higher --name results-grid-offpolicy
 
 Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``--steps``); a grid of
 another shape needs its own ``--out`` folder and ``--name`` for its report, e.g. the longer sparse run:
@@ -56,7 +62,7 @@ VARIANTS: dict[str, Method] = {
     "unlikeliness": METHODS["unlikeliness"],  # He et al. 2025
     "clip-higher": METHODS["clip-higher"],  # DAPO
 }
-BASE = StudySettings(avg_k=32, num_iterations=2)
+BASE = StudySettings(avg_k=32)
 EXTRA_SEEDS = 8  # seeds tried beyond --seeds to replace those whose warm-up cannot reach a target
 # The paper's claims, the metric and cells that test each, and the sign of the difference it predicts.
 CLAIMS = (
@@ -106,9 +112,11 @@ def claim_evidence(summary: dict, compared: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cells(starts: list[float], noises: list[float], steps: int) -> list[StudySettings]:
+def cells(
+    starts: list[float], noises: list[float], steps: int, num_iterations: int = 1
+) -> list[StudySettings]:
     return [
-        replace(BASE, start_accuracy=start, reward_noise=noise, steps=steps)
+        replace(BASE, start_accuracy=start, reward_noise=noise, steps=steps, num_iterations=num_iterations)
         for start in starts
         for noise in noises
     ]
@@ -205,21 +213,35 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--name", default="results-grid", help="file name of the report (without suffix)")
     parser.add_argument("--steps", type=int, default=BASE.steps, help="RL steps of every run")
+    parser.add_argument(
+        "--num-iterations",
+        type=int,
+        default=1,
+        help="optimiser passes per batch (clip-higher needs 2 or more)",
+    )
     parser.add_argument("--starts", type=float, nargs="+", default=STARTS, help="warm-start targets")
     parser.add_argument("--noises", type=float, nargs="+", default=NOISES, help="reward flip probabilities")
     parser.add_argument(
-        "--methods", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="grpo is always included"
+        "--methods",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=None,
+        help="grpo is always included (default: every method; clip-higher only with --num-iterations 2+)",
     )
     parser.add_argument(
         "--curves", action="store_true", help="also plot each cell's curves ({name}-start{a}-noise{p}-*.png)"
     )
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.seeds < 1:
-        parser.error("--steps and --seeds must be at least 1")
+    if args.steps < 1 or args.seeds < 1 or args.num_iterations < 1:
+        parser.error("--steps, --seeds and --num-iterations must be at least 1")
     if not all(0 < s < 1 for s in args.starts) or not all(0 <= p < 1 for p in args.noises):
         parser.error("--starts must lie in (0, 1) and --noises in [0, 1)")
+    if args.methods is None:
+        args.methods = [m for m in VARIANTS if m != "clip-higher" or args.num_iterations > 1]
     variants = {label: VARIANTS[label] for label in ["grpo", *(m for m in args.methods if m != "grpo")]}
-    grid = cells(args.starts, args.noises, args.steps)
+    if "clip-higher" in variants and args.num_iterations == 1:
+        parser.error("clip-higher with --num-iterations 1 is GRPO bit for bit (on-policy, no clip acts)")
+    grid = cells(args.starts, args.noises, args.steps, args.num_iterations)
     out = Path(args.out)
     try:
         with locked_folder(out):

@@ -50,7 +50,7 @@ def report(out: Path, docs: Path, *flags: str) -> str:
 
 def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(tmp_path):
     out, docs = tmp_path / "grid", tmp_path / "docs"
-    long_sparse = StudySettings(avg_k=32, num_iterations=2, start_accuracy=0.1, reward_noise=0.0, steps=600)
+    long_sparse = StudySettings(avg_k=32, start_accuracy=0.1, reward_noise=0.0, steps=600)
     for seed in range(3):
         finished_run(out, GRPO, long_sparse, seed, 0.2)
         finished_run(out, FALLBACK, long_sparse, seed, 0.3 + 0.01 * seed)
@@ -71,7 +71,7 @@ def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(t
 
 def test_the_full_grid_marks_the_claimed_direction(tmp_path):
     out, docs = tmp_path / "grid", tmp_path / "docs"
-    noisy = StudySettings(avg_k=32, num_iterations=2, start_accuracy=0.4, reward_noise=0.2)
+    noisy = StudySettings(avg_k=32, start_accuracy=0.4, reward_noise=0.2)
     for seed in range(3):
         finished_run(out, GRPO, noisy, seed, 0.5)
         finished_run(out, DEFAULT, noisy, seed, 0.4 - 0.01 * seed)  # loses: "-" on a "helps" claim
@@ -87,7 +87,7 @@ def test_seeds_whose_warm_up_missed_the_start_are_replaced_by_the_next_and_named
     from icpo.warmup import MARKER, START
 
     out, docs = tmp_path / "grid", tmp_path / "docs"
-    cell = StudySettings(avg_k=32, num_iterations=2, start_accuracy=0.4, reward_noise=0.0)
+    cell = StudySettings(avg_k=32, start_accuracy=0.4, reward_noise=0.0)
     for seed in (0, 1, 3, 4):
         finished_run(out, GRPO, cell, seed, 0.5)
         finished_run(out, DEFAULT, cell, seed, 0.6 if seed == 1 else 0.5)
