@@ -2,14 +2,16 @@
 
 Sources (each read, none re-run):
 
-- the tiny grid, ``docs/results-grid.json`` (``benchmarks/study_grid.py``): per cell, GRPO's mean, the warm
-  start's mean held-out greedy accuracy, and each variant's paired difference with its 95% interval;
+- each tiny grid given with ``--grid`` (``benchmarks/study_grid.py``'s ``docs/{name}.json``): per cell,
+  GRPO's mean, the warm start's mean held-out greedy accuracy, and each variant's paired difference with its
+  95% interval (the testbed is named after the file: ``tiny, results-grid-headroom``);
 - every real-LM study folder given with ``--real-lm`` (``icpo compare --model ...``): its ``claims.json``.
 
 Every record goes through ``icpo.study.claims.verdict``, so a cell where GRPO gains less than 0.05 in
 held-out greedy accuracy reads "untestable here".
 
-    .venv/bin/python benchmarks/claims_table.py --real-lm runs/smollm2-single-digit --markdown docs/claims.md
+    .venv/bin/python benchmarks/claims_table.py --grid docs/results-grid-headroom.json \
+        docs/results-grid-offpolicy.json docs/results-grid.json --real-lm docs/results-smollm2-*
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ GRID_METHODS = {
 GRID_METRICS = {"avg_at_32": "avg_at_16"}  # the grid samples 32 per prompt; same claim as avg@16
 
 
-def grid_records(grid: dict) -> list[dict]:
+def grid_records(grid: dict, testbed: str) -> list[dict]:
     records = []
     for cell in grid["cells"]:
         grpo = cell["mean"][grid["baseline"]]
@@ -49,7 +51,7 @@ def grid_records(grid: dict) -> list[dict]:
                 low, high = difference["ci95"]
                 records.append(
                     {
-                        "testbed": "tiny (icpo.tiny, addition)",
+                        "testbed": testbed,
                         "cell": name,
                         "method": GRID_METHODS.get(variant, variant),
                         "metric": metric,
@@ -72,13 +74,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--grid", type=Path, default=DOCS / "results-grid.json")
+    parser.add_argument("--grid", type=Path, nargs="*", default=[DOCS / "results-grid.json"], help="grid reports")
     parser.add_argument("--real-lm", type=Path, nargs="*", default=[], help="real-LM study folders")
     parser.add_argument("--json", type=Path, default=DOCS / "claims.json")
     parser.add_argument("--markdown", type=Path, default=DOCS / "claims.md")
     args = parser.parse_args()
     records = [r for folder in args.real_lm for r in json.loads((folder / "claims.json").read_text())]
-    records += grid_records(json.loads(args.grid.read_text()))
+    for grid in args.grid:
+        records += grid_records(json.loads(grid.read_text()), f"tiny, {grid.stem}")
     write_json_atomically(args.json, records)
     write_atomically(args.markdown, render_claims(records))
     print(f"{len(records)} records -> {args.json}, {args.markdown}")

@@ -10,6 +10,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from icpo.core import ICPOOptions
 from icpo.study.engine import run_folder_name
 from icpo.study.methods import METHODS, Method, options_method
@@ -67,6 +69,16 @@ def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(t
     assert "Δ advantage" not in text
     (cell,) = json.loads((docs / "results-long.json").read_text())["cells"]
     assert cell["seeds"] == [0, 1, 2] and set(cell["vs_baseline"]) == {"fallback"}
+
+    # The claim table reads the grid's report: named after the file, GRPO's own gain 0.2 - 0.1 beside it.
+    claims, table = tmp_path / "claims.json", tmp_path / "claims.md"
+    command = [sys.executable, str(SCRIPT.with_name("claims_table.py")), "--grid", str(docs / "results-long.json"),
+               "--json", str(claims), "--markdown", str(table)]  # fmt: skip
+    assert subprocess.run(command, capture_output=True, text=True, timeout=300).returncode == 0
+    (greedy,) = [r for r in json.loads(claims.read_text()) if r["metric"] == "greedy_accuracy"]
+    assert greedy["testbed"] == "tiny, results-long" and greedy["method"] == "icpo-fallback"
+    assert greedy["grpo_gain"] == pytest.approx(0.1) and greedy["verdict"] == "supported"
+    assert "| tiny, results-long / start 0.1, noise 0 | icpo-fallback |" in table.read_text()
 
 
 def test_the_full_grid_marks_the_claimed_direction(tmp_path):

@@ -144,7 +144,9 @@ def write_real_lm_report(out: Path, results: list[dict[str, Any]]) -> Path:
 
     start = json.loads((out / "start.json").read_text())
     settings = start["settings"]
-    records = claim_records(settings["model"], settings["regime"], start["final"], results)
+    passes = settings.get("num_iterations", 1)
+    cell = settings["regime"] + (f", {passes} optimiser passes per batch" if passes > 1 else "")
+    records = claim_records(settings["model"], cell, start["final"], results)
     write_json_atomically(out / "claims.json", records)
     grpo = [r for r in results if r["variant"] == "grpo"]
     gain = _mean([r["final"][HEADLINE] for r in grpo]) - start["final"][HEADLINE]
