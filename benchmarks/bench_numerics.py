@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from icpo.core import sequence_confidence
 from icpo.models import resolve_model
 from icpo.static_sampler import StaticCacheSampler, left_pad
-from icpo.study.arithmetic import chat, split
+from icpo.study.chat_tasks import chat, split
 
 
 def confidences(model, rows: list[list[int]], completions: list[list[int]]) -> torch.Tensor:

@@ -74,7 +74,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--grid", type=Path, nargs="*", default=[DOCS / "results-grid.json"], help="grid reports")
+    parser.add_argument(
+        "--grid", type=Path, nargs="*", default=[DOCS / "results-grid.json"], help="grid reports"
+    )
     parser.add_argument("--real-lm", type=Path, nargs="*", default=[], help="real-LM study folders")
     parser.add_argument("--json", type=Path, default=DOCS / "claims.json")
     parser.add_argument("--markdown", type=Path, default=DOCS / "claims.md")

@@ -68,13 +68,15 @@ icpo_alpha: {alpha}
 
 
 def smollm2() -> tuple[Any, Any]:
-    """SmolLM2-135M-Instruct (the ``smollm2-135m-instruct`` model preset) on the CPU, float32."""
+    """SmolLM2-135M-Instruct (the ``smollm2-135m-instruct`` model preset) on the CPU, in the fast path's
+    dtype (``icpo.static_sampler.preferred_dtype``: bf16 where the CPU computes it in hardware)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from icpo.models import resolve_model
+    from icpo.static_sampler import preferred_dtype
 
     folder = resolve_model("smollm2-135m-instruct")
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=preferred_dtype("cpu"))
     return model, AutoTokenizer.from_pretrained(folder)
 
 
@@ -96,7 +98,8 @@ def run_smollm2(out: Path, problems: dict[str, int], max_new_tokens: int) -> Non
                     settings=SamplingSettings(max_new_tokens, temperature),
                     batch_size=2 * GROUP_SIZE,  # two problems per chunk: the first N problems' samples
                     seed=0,  # do not depend on N (for even N): a rerun with a larger --problems extends
-                    run_config={"model": "smollm2-135m-instruct"},
+                    # the dtype changes what is sampled: a folder made in another one is not resumed
+                    run_config={"model": "smollm2-135m-instruct", "dtype": str(model.dtype)},
                 )
 
 
@@ -323,7 +326,6 @@ def main(argv: list[str] | None = None) -> int:
         or args.tiny_problems < 1
     ):
         parser.error("--problems, --brief-problems: even and >= 2; --max-new-tokens, --tiny-problems: >= 1")
-    torch.set_num_threads(1)
     with locked_folder(args.out):
         started = time.perf_counter()
         if not args.report_only:

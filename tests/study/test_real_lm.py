@@ -55,7 +55,7 @@ def test_compare_on_a_chat_model_runs_every_method_and_writes_the_claim_table(ch
 
 def test_compare_on_a_chat_model_checks_its_arguments_first(chat_policy, tmp_path, icpo_fails):
     common = ["compare", "--model", str(chat_policy), "--out", str(tmp_path / "o"), "--trainable-layers", "1"]
-    assert "give --task single-digit or two-digit-add" in icpo_fails(*common)
+    assert "give --task single-digit, two-digit-add, word-problems" in icpo_fails(*common)
     assert "unknown method 'dapo'" in icpo_fails(*common, "--task", "single-digit", "--methods", "dapo")
     assert "--steps must be at least 1" in icpo_fails(*common, "--task", "single-digit", "--steps", "0")
     assert "the model has 2 decoder layers" in icpo_fails(

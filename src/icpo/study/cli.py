@@ -184,12 +184,10 @@ class RealLMPlan:
 def _real_lm_plan(args) -> RealLMPlan:
     from icpo.models import PRESETS, check_preset_available, preset_folder
     from icpo.recipe import _layer_count, check_model
-    from icpo.study.arithmetic import REGIMES
+    from icpo.study.chat_tasks import REGIMES
 
     if args.task not in REGIMES:
-        raise ValueError(
-            f"--model {args.model} trains on chat arithmetic: give --task {' or '.join(REGIMES)}."
-        )
+        raise ValueError(f"--model {args.model} trains on a chat task: give --task {', '.join(REGIMES)}.")
     if args.model in PRESETS:
         check_preset_available(args.model)
     else:
@@ -269,15 +267,15 @@ def register(subparsers) -> None:
         help="GRPO vs ICPO and its peers over several seeds, paired by seed, on the tiny policy or a real LM",
         description="On the tiny policy (default): GRPO against the ICPO variant of the flags, or against "
         "each --methods entry, over seeds 0..N-1, about 40 s per run on a 2-core CPU. With --model (a chat "
-        "model preset such as smollm2-135m-instruct, or a folder) and --task single-digit|two-digit-add: "
-        "every --methods entry against GRPO on chat arithmetic, held-out problems in the training prompt, the "
+        "model preset such as smollm2-135m-instruct, or a folder) and --task single-digit|two-digit-add|word-problems: "
+        "every --methods entry against GRPO on a chat task, held-out problems in the training prompt, the "
         "claim table in report.md and claims.json (SmolLM2: 7-14 s per step and minutes per evaluation on a "
         "2-core CPU, docs/performance.md). Finished runs are never redone.",
     )
     _add_study_arguments(compare, StudySettings())
     compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
     real = compare.add_argument_group(
-        "a real LM (icpo.study.real_lm): --model PRESET_OR_FOLDER --task single-digit|two-digit-add; "
+        "a real LM (icpo.study.real_lm): --model PRESET_OR_FOLDER --task single-digit|two-digit-add|word-problems; "
         "--steps, --eval-every, --num-test, --seeds, --methods and --num-iterations apply, the other study "
         "flags are the tiny policy's"
     )

@@ -1,4 +1,5 @@
-"""The study on a real LM: every method x seed from one pretrained start, on chat arithmetic, resumable.
+"""The study on a real LM: every method x seed from one pretrained start, on a chat task
+(``icpo.study.chat_tasks``), resumable.
 
 ``run_real_lm_study(plan)`` trains, for each seed and each method, ``ICPOTrainer`` on the fast path
 (``icpo_sampler="static"``, bf16 where the CPU has bf16 arithmetic, no activation checkpointing, the top
@@ -85,7 +86,7 @@ def _evaluator(settings: RealLMSettings, tokenizer, test):
     import torch
 
     from icpo.rewards import number_reward
-    from icpo.study.arithmetic import chat
+    from icpo.study.chat_tasks import chat
     from icpo.study.heldout import evaluate_prompts
 
     prompts = [
@@ -118,7 +119,7 @@ def _evaluator(settings: RealLMSettings, tokenizer, test):
 def evaluate_start(settings: RealLMSettings, path: Path) -> dict[str, Any]:
     """The start policy's held-out metrics (read back when ``path`` exists)."""
     from icpo.runfolder import write_json_atomically
-    from icpo.study.arithmetic import split
+    from icpo.study.chat_tasks import split
 
     if path.is_file():
         return json.loads(path.read_text())
@@ -137,7 +138,7 @@ def run_real_lm(settings: RealLMSettings, method: Method, seed: int, run_dir: Pa
 
     from icpo.rewards import number_reward
     from icpo.runfolder import write_json_atomically
-    from icpo.study.arithmetic import rl_rows, split
+    from icpo.study.chat_tasks import rl_rows, split
     from icpo.trl import ICPOConfig
 
     shutil.rmtree(run_dir, ignore_errors=True)
