@@ -206,3 +206,30 @@ def test_curves_are_smoothed_and_labelled_for_a_reader():
     assert display_name("icpo-a0.5-bt-t1-advantage-low", results) == "ICPO alpha=0.5, advantage"
     assert "lower is better" in metric_meaning("heldout_overconfident_error_rate")
     assert "16 samples" in metric_meaning("pass_at_16") and metric_meaning("unknown") is None
+
+
+def test_study_step_times_pairs_each_method_with_grpo_by_seed(tmp_path):
+    """benchmarks/study_step_times.py: mean step time per method (generating and reusing steps alike),
+    completion length only where logged, and the ratio to GRPO's run of the same seed."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    def run(method: str, seed: int, times: list[float]) -> None:
+        folder = tmp_path / "runs" / f"{method}-seed{seed}"
+        folder.mkdir(parents=True)
+        history = [{"step": i + 1, "step_time": t} for i, t in enumerate(times)]
+        history[0]["completions/mean_length"] = 12.0  # only the generating step logs it
+        (folder / "result.json").write_text(json.dumps({"variant": method, "seed": seed, "history": history}))
+
+    run("grpo", 0, [16.0, 10.0])
+    run("icpo", 0, [17.0, 9.0])
+    run("grpo", 1, [10.0, 10.0])
+    run("icpo", 1, [11.0, 11.0])
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "study_step_times.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| grpo | 2 | 11.5 | 12.0 | 1.00, 1.00 |" in done.stdout
+    assert "| icpo | 2 | 12.0 | 12.0 | 1.00, 1.10 |" in done.stdout
