@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 from icpo.runfolder import write_atomically, write_json_atomically
-from icpo.study.claims import CLAIMS, HEADLINE, render_claims, verdict
+from icpo.study.claims import CLAIMS, HEADLINE, render_claim_blocks, verdict
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 # The grid's variant names -> the study's method names (the grid predates the methods registry).
@@ -85,7 +85,7 @@ def main() -> None:
     for grid in args.grid:
         records += grid_records(json.loads(grid.read_text()), f"tiny, {grid.stem}")
     write_json_atomically(args.json, records)
-    write_atomically(args.markdown, render_claims(records))
+    write_atomically(args.markdown, render_claim_blocks(records))
     print(f"{len(records)} records -> {args.json}, {args.markdown}")
 
 

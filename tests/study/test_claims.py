@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from icpo.study.claims import claim_records, render_claims, verdict
+from icpo.study.claims import claim_records, render_claim_blocks, render_claims, verdict
 
 
 def run(variant, seed, accuracy, oe=0.1):
@@ -44,5 +44,14 @@ def test_records_pair_by_seed_and_show_grpo_own_gain():
     assert accuracy["delta"] == pytest.approx(0.05)
     assert records["heldout_overconfident_error_rate"]["verdict"] == "supported"  # -0.05 on every seed
     assert "tiny / dense | icpo" in render_claims(list(records.values()))
+    blocks = render_claim_blocks(list(records.values()))
+    assert (
+        "**tiny / dense** (3 seeds): GRPO's own change in held-out greedy accuracy 0.210 (headroom)" in blocks
+    )
+    assert (
+        "| steadily boosts reasoning (held-out greedy accuracy) (greedy_accuracy, higher) | 0.400 -> 0.610 |"
+        in blocks
+    )
+    assert "| icpo |" in blocks and "-0.050 [-0.050, -0.050] supported" in blocks
     no_headroom = claim_records("tiny", "sparse", {"greedy_accuracy": 0.6}, results)
     assert {r["verdict"] for r in no_headroom} == {"untestable here"}

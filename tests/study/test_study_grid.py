@@ -78,7 +78,7 @@ def test_a_narrowed_grid_reports_only_its_cells_and_methods_under_its_own_name(t
     (greedy,) = [r for r in json.loads(claims.read_text()) if r["metric"] == "greedy_accuracy"]
     assert greedy["testbed"] == "tiny, results-long" and greedy["method"] == "icpo-fallback"
     assert greedy["grpo_gain"] == pytest.approx(0.1) and greedy["verdict"] == "supported"
-    assert "| tiny, results-long / start 0.1, noise 0 | icpo-fallback |" in table.read_text()
+    assert "**tiny, results-long / start 0.1, noise 0** (3 seeds)" in table.read_text()
 
 
 def test_the_full_grid_marks_the_claimed_direction(tmp_path):

@@ -120,6 +120,47 @@ def render_claims(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_claim_blocks(records: list[dict[str, Any]]) -> str:
+    """Markdown, one block per (testbed, cell): GRPO's own change in held-out greedy accuracy, then a table
+    with a row per claim metric and a column per method: its difference from GRPO [95% CI] and verdict."""
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        cells.setdefault((record["testbed"], record["cell"]), []).append(record)
+    blocks = []
+    for (testbed, cell), rows in cells.items():
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        headline = next((r for r in rows if r["metric"] == HEADLINE), rows[0])
+        seeds = max(r["n_seeds"] for r in rows)
+        lines = [
+            f"**{testbed} / {cell}** ({seeds} seeds): GRPO's own change in held-out greedy accuracy "
+            f"{_number(headline['grpo_gain'])} ({'headroom' if headline['grpo_gain'] >= HEADROOM else 'no headroom'})",
+            "",
+            "| claim (metric, better) | GRPO start -> end | " + " | ".join(methods) + " |",
+            "|---|---|" + "---|" * len(methods),
+        ]
+        for metric in dict.fromkeys(r["metric"] for r in rows):
+            by_method = {r["method"]: r for r in rows if r["metric"] == metric}
+            first = next(iter(by_method.values()))
+            entries = []
+            for method in methods:
+                r = by_method.get(method)
+                if r is None:
+                    entries.append("-")
+                    continue
+                interval = (
+                    f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
+                    if r["ci_low"] == r["ci_low"]
+                    else "(n = 1)"
+                )
+                entries.append(f"{_number(r['delta'])} {interval} {r['verdict']}")
+            lines.append(
+                f"| {first['claim']} ({metric}, {first['better']}) | {_number(first['grpo_start'])} -> "
+                f"{_number(first['grpo_end'])} | " + " | ".join(entries) + " |"
+            )
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
 def render_finals(start: dict[str, float], results: list[dict[str, Any]]) -> str:
     """A markdown table: the start policy and each method's mean over seeds of every claim metric."""
     methods: dict[str, list[dict[str, float]]] = {}
