@@ -20,6 +20,7 @@ def run(variant, seed, accuracy, oe=0.1):
         (0.01, 8, 0.1, 0.2, "higher", "untestable here"),
         (math.nan, 8, 0.1, 0.2, "higher", "untestable here"),
         (0.2, 1, math.nan, math.nan, "higher", "inconclusive"),
+        (0.2, 2, 0.016, 0.016, "higher", "inconclusive"),  # two equal differences: a zero-width interval
         (0.2, 8, -0.1, 0.2, "higher", "inconclusive"),
         (0.2, 8, 0.01, 0.2, "higher", "supported"),
         (0.2, 8, 0.01, 0.2, "lower", "contradicted"),

@@ -10,7 +10,9 @@ Verdicts, in this order:
 
 - ``untestable here``: GRPO's own gain in held-out greedy accuracy in the cell is below ``HEADROOM``
   (0.05): a method that claims to make RL learn better cannot be judged where RL does not learn;
-- ``inconclusive``: fewer than two seeds (no interval) or an interval that includes 0;
+- ``inconclusive``: fewer than ``MIN_SEEDS`` (3) seeds, or an interval that includes 0. With two seeds a
+  quantised metric (greedy accuracy moves in steps of 1/64 on 64 problems) often gives two equal
+  differences and so a zero-width interval that would exclude 0 by construction;
 - ``supported`` / ``contradicted``: the interval excludes 0 in the claimed direction / the other one.
 
 For the peer methods (``unlikeliness``, ``clip-higher``) the same rule reads as better / worse than GRPO;
@@ -27,6 +29,7 @@ from typing import Any
 from icpo.study.report import paired_difference
 
 HEADROOM = 0.05
+MIN_SEEDS = 3  # see the module docstring: two seeds can give a zero-width interval
 HEADLINE = "greedy_accuracy"
 
 # metric -> (the claim it tests, which direction is better)
@@ -49,7 +52,7 @@ def verdict(grpo_gain: float, n_seeds: int, ci_low: float, ci_high: float, bette
     """The verdict of one record (see the module docstring)."""
     if not grpo_gain >= HEADROOM:
         return "untestable here"
-    if n_seeds < 2 or not (ci_low == ci_low and ci_high == ci_high):
+    if n_seeds < MIN_SEEDS or not (ci_low == ci_low and ci_high == ci_high):
         return "inconclusive"
     if ci_low <= 0 <= ci_high:
         return "inconclusive"
