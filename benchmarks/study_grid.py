@@ -9,7 +9,7 @@ clip-higher changes only the PPO clip, which acts only when a batch is used for 
 it is compared with GRPO in a grid of its own with ``--num-iterations 2`` (every method there makes two
 optimiser passes per batch):
 
-    .venv/bin/python benchmarks/study_grid.py --out runs/grid-offpolicy --seeds 4 --noises 0 0.2 \
+    .venv/bin/python benchmarks/study_grid.py --out runs/grid-offpolicy --seeds 4 --noises 0 \
         --num-iterations 2 --methods grpo clip-higher --name results-grid-offpolicy
 
 Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``--steps``); a grid of
