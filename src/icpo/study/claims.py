@@ -135,7 +135,7 @@ def render_claim_blocks(records: list[dict[str, Any]]) -> str:
         headline = next((r for r in rows if r["metric"] == HEADLINE), rows[0])
         seeds = max(r["n_seeds"] for r in rows)
         lines = [
-            f"**{testbed} / {cell}** ({seeds} seeds): GRPO's own change in held-out greedy accuracy "
+            f"**{testbed} / {cell}** ({seeds} seed{'' if seeds == 1 else 's'}): GRPO's own change in held-out greedy accuracy "
             f"{_number(headline['grpo_gain'])} ({'headroom' if headline['grpo_gain'] >= HEADROOM else 'no headroom'})",
             "",
             "| claim (metric, better) | GRPO start -> end | " + " | ".join(methods) + " |",
