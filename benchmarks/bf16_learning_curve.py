@@ -51,7 +51,9 @@ def plot(summary: dict, path: Path) -> None:
         curve = [{"step": 0, "accuracy": run["start"]["greedy_accuracy"]}, *run["heldout_greedy"]]
         axes[2].plot([c["step"] for c in curve], [c["accuracy"] for c in curve], marker="o", **style)
     for axis, title in zip(
-        axes, ("training reward (mean of the batch)", "policy entropy", "held-out greedy (step 0: the start)"), strict=True
+        axes,
+        ("training reward (mean of the batch)", "policy entropy", "held-out greedy (step 0: the start)"),
+        strict=True,
     ):
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("step")
