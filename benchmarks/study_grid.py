@@ -47,7 +47,7 @@ from icpo.study.engine import (
     trained_as,
     warm_start_for,
 )
-from icpo.study.methods import METHODS, Method, options_method
+from icpo.study.methods import METHODS, Method, needs_off_policy_updates, options_method
 from icpo.study.rl_run import RESULT, StudySettings, run_rl
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -236,11 +236,18 @@ def main(argv: list[str]) -> int:
         parser.error("--steps, --seeds and --num-iterations must be at least 1")
     if not all(0 < s < 1 for s in args.starts) or not all(0 <= p < 1 for p in args.noises):
         parser.error("--starts must lie in (0, 1) and --noises in [0, 1)")
-    if args.methods is None:
-        args.methods = [m for m in VARIANTS if m != "clip-higher" or args.num_iterations > 1]
+    if args.methods is None:  # every method that can differ from GRPO at this --num-iterations
+        args.methods = [
+            m
+            for m, method in VARIANTS.items()
+            if args.num_iterations > 1 or not needs_off_policy_updates(method)
+        ]
     variants = {label: VARIANTS[label] for label in ["grpo", *(m for m in args.methods if m != "grpo")]}
-    if "clip-higher" in variants and args.num_iterations == 1:
-        parser.error("clip-higher with --num-iterations 1 is GRPO bit for bit (on-policy, no clip acts)")
+    clipped = [label for label, method in variants.items() if needs_off_policy_updates(method)]
+    if clipped and args.num_iterations == 1:
+        parser.error(
+            f"{', '.join(clipped)} with --num-iterations 1 is GRPO bit for bit (on-policy, no clip acts)"
+        )
     grid = cells(args.starts, args.noises, args.steps, args.num_iterations)
     out = Path(args.out)
     try:

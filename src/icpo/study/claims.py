@@ -103,6 +103,13 @@ def _number(value: float, digits: int = 3) -> str:
     return "n/a" if math.isnan(value) else f"{value:+.{digits}f}" if value < 0 else f"{value:.{digits}f}"
 
 
+def _difference(record: dict[str, Any]) -> str:
+    """A record's method - GRPO difference with its 95% interval, or the seed count where there is none."""
+    if record["ci_low"] != record["ci_low"]:
+        return f"{_number(record['delta'])} (no interval: n = {record['n_seeds']})"
+    return f"{_number(record['delta'])} [{_number(record['ci_low'])}, {_number(record['ci_high'])}]"
+
+
 def render_claims(records: list[dict[str, Any]]) -> str:
     """A markdown table of ``records``, one row per (cell, method, metric)."""
     lines = [
@@ -111,14 +118,10 @@ def render_claims(records: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        interval = (
-            f"{_number(r['delta'])} [{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
-            if r["ci_low"] == r["ci_low"]
-            else f"{_number(r['delta'])} (no interval: n = {r['n_seeds']})"
-        )
         lines.append(
             f"| {r['testbed']} / {r['cell']} | {r['method']} | {r['claim']} ({r['metric']}, {r['better']}) "
-            f"| {r['n_seeds']} | {_number(r['grpo_start'])} -> {_number(r['grpo_end'])} | {interval} | {r['verdict']} |"
+            f"| {r['n_seeds']} | {_number(r['grpo_start'])} -> {_number(r['grpo_end'])} | {_difference(r)} "
+            f"| {r['verdict']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -144,18 +147,10 @@ def render_claim_blocks(records: list[dict[str, Any]]) -> str:
         for metric in dict.fromkeys(r["metric"] for r in rows):
             by_method = {r["method"]: r for r in rows if r["metric"] == metric}
             first = next(iter(by_method.values()))
-            entries = []
-            for method in methods:
-                r = by_method.get(method)
-                if r is None:
-                    entries.append("-")
-                    continue
-                interval = (
-                    f"[{_number(r['ci_low'])}, {_number(r['ci_high'])}]"
-                    if r["ci_low"] == r["ci_low"]
-                    else "(n = 1)"
-                )
-                entries.append(f"{_number(r['delta'])} {interval} {r['verdict']}")
+            entries = [
+                f"{_difference(by_method[m])} {by_method[m]['verdict']}" if m in by_method else "-"
+                for m in methods
+            ]
             lines.append(
                 f"| {first['claim']} ({metric}, {first['better']}) | {_number(first['grpo_start'])} -> "
                 f"{_number(first['grpo_end'])} | " + " | ".join(entries) + " |"
