@@ -76,6 +76,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--avg-k", type=int, default=4, help="samples per held-out problem at the end")
     parser.add_argument("--trainable-layers", type=int, default=RealLMSettings.trainable_layers)
     args = parser.parse_args(argv)
+    for name in ("steps", "eval_every", "num_test", "avg_k", "trainable_layers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     base = RealLMSettings(
         model=args.model,
         regime=args.regime,
