@@ -238,12 +238,15 @@ def test_the_tiny_study_runs_the_peer_methods_with_their_trainer_options(tmp_pat
 @pytest.mark.parametrize(
     "recipe", sorted((Path(__file__).parents[2] / "recipes").glob("*.yaml")), ids=lambda p: p.name
 )
-def test_shipped_recipes_load(recipe):
-    """Every shipped recipe loads; its bf16 is off, or ``auto``: on exactly where the CPU has bf16 arithmetic."""
+def test_shipped_recipes_load(recipe, request, monkeypatch):
+    """Every shipped recipe loads; its bf16 is off, or ``auto``: on exactly where the CPU has bf16 arithmetic.
+    A word-problem recipe reads the real benchmark files (skipped where ../shared is absent)."""
     import yaml
 
     from icpo.recipe import automatic_bf16, load_recipe
 
+    if yaml.safe_load(recipe.read_text()).get("dataset") == "wordproblems":
+        monkeypatch.setenv("ICPO_BENCHMARKS_DIR", str(request.getfixturevalue("shared_benchmarks")))
     loaded = load_recipe(recipe)
     assert loaded.rows and loaded.reward_names
     if loaded.task is not None:
