@@ -107,3 +107,27 @@ def test_the_bf16_learning_curve_runs_grpo_in_both_precisions_and_resumes(chat_p
     before = bf16_result.stat().st_mtime_ns
     assert module.main(argv) == 0
     assert bf16_result.stat().st_mtime_ns == before  # read back, not redone
+
+
+def test_a_start_evaluated_with_another_test_set_is_refused_and_one_differing_only_in_training_is_reused(
+    tmp_path,
+):
+    """start.json holds GRPO's starting point: reusing one measured on other problems or with another sampler
+    would misstate every run's gain, so it is refused (naming what differs); training settings may change."""
+    from dataclasses import asdict, replace
+
+    from icpo.study.real_lm import RealLMSettings, evaluate_start
+
+    settings = RealLMSettings(regime="single-digit", steps=60, num_test=64)
+    path = tmp_path / "start.json"
+    start = {"settings": asdict(settings), "final": {"greedy_accuracy": 0.5}, "wall_seconds": 1.0}
+    path.write_text(json.dumps(start))
+
+    assert evaluate_start(replace(settings, steps=40, num_iterations=2), path) == start
+    with pytest.raises(
+        ValueError, match=r"other settings: temperature 0.7 \(asked: 1.0\), num_test 64 \(asked: 32\)"
+    ):
+        evaluate_start(replace(settings, num_test=32, temperature=1.0), path)
+    path.write_text("{")
+    with pytest.raises(ValueError, match="is damaged"):
+        evaluate_start(settings, path)

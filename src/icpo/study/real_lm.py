@@ -116,13 +116,40 @@ def _evaluator(settings: RealLMSettings, tokenizer, test):
     return evaluate
 
 
+# The settings the start policy's evaluation depends on (the others only shape training).
+START_FIELDS = (
+    "model",
+    "regime",
+    "max_new_tokens",
+    "temperature",
+    "num_test",
+    "avg_k",
+    "split_seed",
+    "precision",
+)
+
+
 def evaluate_start(settings: RealLMSettings, path: Path) -> dict[str, Any]:
-    """The start policy's held-out metrics (read back when ``path`` exists)."""
-    from icpo.runfolder import write_json_atomically
+    """The start policy's held-out metrics, read back when ``path`` exists and was evaluated with the same
+    ``START_FIELDS`` (a ValueError names the ones that differ: another test set or sampler would give
+    GRPO's own gain against another start)."""
+    from icpo.runfolder import read_json, write_json_atomically
     from icpo.study.chat_tasks import split
 
     if path.is_file():
-        return json.loads(path.read_text())
+        start = read_json(path, "delete it and the start policy is evaluated again.")
+        try:
+            recorded = RealLMSettings(**start["settings"])
+        except (TypeError, KeyError, ValueError) as error:
+            raise ValueError(f"{path} holds no readable study settings ({error}); delete it.") from None
+        differ = [f"{f} {getattr(recorded, f)!r} (asked: {getattr(settings, f)!r})" for f in START_FIELDS
+                  if getattr(recorded, f) != getattr(settings, f)]  # fmt: skip
+        if differ:
+            raise ValueError(
+                f"{path} evaluated the start policy with other settings: {', '.join(differ)}; use another "
+                "--out folder or the same settings."
+            )
+        return start
     model, tokenizer = _policy(settings)
     _, test = split(settings.regime, settings.num_test, settings.split_seed)
     started = time.perf_counter()
