@@ -164,7 +164,12 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
         figure, axes = plt.subplots(1, 2 if paired else 1, figsize=(11 if paired else 6, 3.6), squeeze=False)
         for index, (variant, runs) in enumerate(grouped.items()):
             steps, mean = mean_curve(list(runs.values()), metric, source)
-            style = {"color": f"C{index}", "linestyle": "--" if variant == baseline else "-"}
+            # The baseline in black, dashed, drawn above the others so a method that tracks it does not hide it.
+            style = (
+                {"color": "black", "linestyle": "--", "zorder": 3}
+                if variant == baseline
+                else {"color": f"C{index}", "linestyle": "-"}
+            )
             legend = display_name(variant, results)
             window = max(1, len(steps) // 10)
             if source == "history" and window > 1:
@@ -180,9 +185,10 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
         axes[0, 0].set_title(title, fontsize=9)
         if paired:
             axes[0, 1].axhline(0.0, color="black", linewidth=0.8)
-            axes[0, 1].set_ylabel("difference (above 0: better than GRPO for accuracy)")
+            axes[0, 1].set_ylabel(f"method - {display_name(baseline, results)}")
             axes[0, 1].set_title(
-                f"minus {display_name(baseline, results)}, paired by seed (95% CI)", fontsize=9
+                f"minus {display_name(baseline, results)}, paired by seed (95% CI; above 0: higher)",
+                fontsize=9,
             )
         for axis in axes[0]:
             axis.set_xlabel("RL step")
