@@ -12,7 +12,8 @@ optimiser passes per batch):
     .venv/bin/python benchmarks/study_grid.py --out runs/grid-offpolicy --seeds 4 --noises 0 \
         --num-iterations 2 --methods grpo clip-higher --name results-grid-offpolicy
 
-Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``--steps``); a grid of
+Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``--steps``, ``--num-generations``,
+``--learning-rate``); a grid of
 another shape needs its own ``--out`` folder and ``--name`` for its report, e.g. the longer sparse run:
 
     .venv/bin/python benchmarks/study_grid.py --out runs/grid-long --steps 600 --starts 0.1 --noises 0 \
@@ -36,6 +37,7 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from icpo.core import ICPOOptions
 from icpo.runfolder import FolderInUse, locked_folder, write_atomically
@@ -112,11 +114,10 @@ def claim_evidence(summary: dict, compared: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cells(
-    starts: list[float], noises: list[float], steps: int, num_iterations: int = 1
-) -> list[StudySettings]:
+def cells(starts: list[float], noises: list[float], **fixed: Any) -> list[StudySettings]:
+    """One ``StudySettings`` per (start, noise), with ``fixed`` (steps, learning rate, ...) in every cell."""
     return [
-        replace(BASE, start_accuracy=start, reward_noise=noise, steps=steps, num_iterations=num_iterations)
+        replace(BASE, start_accuracy=start, reward_noise=noise, **fixed)
         for start in starts
         for noise in noises
     ]
@@ -219,6 +220,10 @@ def main(argv: list[str]) -> int:
         default=1,
         help="optimiser passes per batch (clip-higher needs 2 or more)",
     )
+    parser.add_argument(
+        "--num-generations", type=int, default=BASE.num_generations, help="samples per prompt (group size)"
+    )
+    parser.add_argument("--learning-rate", type=float, default=BASE.learning_rate, help="RL learning rate")
     parser.add_argument("--starts", type=float, nargs="+", default=STARTS, help="warm-start targets")
     parser.add_argument("--noises", type=float, nargs="+", default=NOISES, help="reward flip probabilities")
     parser.add_argument(
@@ -232,8 +237,10 @@ def main(argv: list[str]) -> int:
         "--curves", action="store_true", help="also plot each cell's curves ({name}-start{a}-noise{p}-*.png)"
     )
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.seeds < 1 or args.num_iterations < 1:
-        parser.error("--steps, --seeds and --num-iterations must be at least 1")
+    if min(args.steps, args.seeds, args.num_iterations) < 1 or args.num_generations < 2:
+        parser.error("--steps, --seeds and --num-iterations must be at least 1, --num-generations at least 2")
+    if not args.learning_rate > 0:
+        parser.error("--learning-rate must be positive")
     if not all(0 < s < 1 for s in args.starts) or not all(0 <= p < 1 for p in args.noises):
         parser.error("--starts must lie in (0, 1) and --noises in [0, 1)")
     if args.methods is None:  # every method that can differ from GRPO at this --num-iterations
@@ -248,7 +255,14 @@ def main(argv: list[str]) -> int:
         parser.error(
             f"{', '.join(clipped)} with --num-iterations 1 is GRPO bit for bit (on-policy, no clip acts)"
         )
-    grid = cells(args.starts, args.noises, args.steps, args.num_iterations)
+    grid = cells(
+        args.starts,
+        args.noises,
+        steps=args.steps,
+        num_iterations=args.num_iterations,
+        num_generations=args.num_generations,
+        learning_rate=args.learning_rate,
+    )
     out = Path(args.out)
     try:
         with locked_folder(out):

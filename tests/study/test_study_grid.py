@@ -136,3 +136,28 @@ def test_a_grid_folder_in_use_or_with_nothing_to_report_gives_one_line(tmp_path)
     empty = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert (empty.returncode, empty.stderr.strip()) == (2, "no finished grid runs to report on.")
     assert not (tmp_path / "docs").exists()
+
+
+def test_group_size_and_learning_rate_select_the_runs_a_report_reads(tmp_path):
+    """--num-generations and --learning-rate are part of a cell: runs made with 16 samples per prompt at lr 1e-3
+    are reported under those flags, and not under the defaults; a group of one sample is refused."""
+    out, docs = tmp_path / "grid", tmp_path / "docs"
+    wide = StudySettings(
+        avg_k=32, start_accuracy=0.1, reward_noise=0.0, num_generations=16, learning_rate=1e-3
+    )
+    for seed in range(3):
+        finished_run(out, GRPO, wide, seed, 0.3)
+        finished_run(out, FALLBACK, wide, seed, 0.3)
+    flags = ["--starts", "0.1", "--noises", "0", "--methods", "fallback", "--seeds", "3", "--name", "wide"]
+    report(out, docs, *flags, "--num-generations", "16", "--learning-rate", "1e-3")
+    (cell,) = json.loads((docs / "wide.json").read_text())["cells"]
+    assert cell["seeds"] == [0, 1, 2]
+
+    command = [sys.executable, str(SCRIPT), "--out", str(out), "--report", "--docs", str(docs), *flags]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    defaults = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert (defaults.returncode, defaults.stderr.strip()) == (2, "no finished grid runs to report on.")
+    one = subprocess.run(
+        [*command, "--num-generations", "1"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert one.returncode == 2 and "--num-generations at least 2" in one.stderr
