@@ -75,3 +75,20 @@ def test_evaluate_gives_the_numbers_of_the_former_study_code(tiny_policy, monkey
     assert (got.avg_at_k, got.overconfident_error_rate, got.within_group_auroc) == pytest.approx(
         (want.avg_at_k, want.overconfident_error_rate, want.within_group_auroc)
     )
+
+
+def test_greedy_and_sampled_evaluation_share_one_copy_of_the_model_in_another_dtype(tiny_policy, monkeypatch):
+    """A bf16 evaluation copies (and packs) the policy once, not once per sampling call."""
+    from icpo.study.heldout import evaluate_prompts
+
+    copies = []
+    make_copy = StaticCacheSampler._make_copy
+    monkeypatch.setattr(StaticCacheSampler, "_make_copy", lambda self: copies.append(self) or make_copy(self))
+    model = AutoModelForCausalLM.from_pretrained(tiny_policy)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_policy)
+    prompts = [p.prompt for p in generate_problems("addition", 3, seed=3, difficulty=2)]
+    result = evaluate_prompts(
+        model, tokenizer, prompts, lambda rows, texts: [len(t) % 2 == 0 for t in texts], 6, k=4,
+        add_special_tokens=True, dtype=torch.bfloat16,
+    )  # fmt: skip
+    assert len(copies) == 1 and set(result.pass_at) == {1, 2, 4}

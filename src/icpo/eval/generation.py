@@ -87,20 +87,22 @@ def sample_with_confidence(
     seed: int | None = None,
     add_special_tokens: bool = False,
     dtype: torch.dtype | None = None,
+    sampler: StaticCacheSampler | None = None,
 ) -> list[Generation]:
     """One completion per prompt (repeat a prompt for k samples), batched with left padding.
 
     ``prompts`` are complete model inputs (a chat template already applied: ``add_special_tokens``
     False). ``seed`` re-seeds torch's global generator first (None: leave it as it is, e.g. inside
-    training). ``dtype`` samples from a copy of the model in that dtype (``StaticCacheSampler``). The
-    model's train/eval mode is restored afterwards."""
+    training). ``dtype`` samples from a copy of the model in that dtype (``StaticCacheSampler``); pass
+    ``sampler`` (built on ``model`` and ``dtype``) to reuse one copy over several calls. The model's
+    train/eval mode is restored afterwards."""
     settings.validate()
     encoded = [tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"] for prompt in prompts]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     input_ids, attention_mask = left_pad(encoded, pad_id)
     if seed is not None:
         torch.manual_seed(seed)
-    sampled = StaticCacheSampler(model, dtype).sample(
+    sampled = (sampler or StaticCacheSampler(model, dtype)).sample(
         input_ids,
         attention_mask,
         max_new_tokens=settings.max_new_tokens,

@@ -65,11 +65,20 @@ def evaluate_prompts(
 
     from icpo.core import overconfident_error_rate, within_group_auroc
     from icpo.eval.generation import SamplingSettings, sample_with_confidence
+    from icpo.static_sampler import StaticCacheSampler
+
+    sampler = StaticCacheSampler(model, dtype)  # one copy of the model in ``dtype`` for both calls
 
     def sample(rows: list[str], sampling_temperature: float):
         settings = SamplingSettings(max_new_tokens=max_new_tokens, temperature=sampling_temperature)
         return sample_with_confidence(
-            model, tokenizer, rows, settings, add_special_tokens=add_special_tokens, dtype=dtype
+            model,
+            tokenizer,
+            rows,
+            settings,
+            add_special_tokens=add_special_tokens,
+            dtype=dtype,
+            sampler=sampler,
         )
 
     greedy = sample(prompts, 0.0)
