@@ -13,7 +13,7 @@ optimiser passes per batch):
         --num-iterations 2 --methods grpo clip-higher --name results-grid-offpolicy
 
 Flags narrow or stretch the grid (``--starts``, ``--noises``, ``--methods``, ``--steps``, ``--num-generations``,
-``--learning-rate``); a grid of
+``--learning-rate``, ``--mistake-rate``); a grid of
 another shape needs its own ``--out`` folder and ``--name`` for its report, e.g. the longer sparse run:
 
     .venv/bin/python benchmarks/study_grid.py --out runs/grid-long --steps 600 --starts 0.1 --noises 0 \
@@ -224,6 +224,12 @@ def main(argv: list[str]) -> int:
         "--num-generations", type=int, default=BASE.num_generations, help="samples per prompt (group size)"
     )
     parser.add_argument("--learning-rate", type=float, default=BASE.learning_rate, help="RL learning rate")
+    parser.add_argument(
+        "--mistake-rate",
+        type=float,
+        default=BASE.mistake_rate,
+        help="share of the warm-up's SFT targets that are the task's systematic slip (a dropped carry)",
+    )
     parser.add_argument("--starts", type=float, nargs="+", default=STARTS, help="warm-start targets")
     parser.add_argument("--noises", type=float, nargs="+", default=NOISES, help="reward flip probabilities")
     parser.add_argument(
@@ -239,8 +245,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if min(args.steps, args.seeds, args.num_iterations) < 1 or args.num_generations < 2:
         parser.error("--steps, --seeds and --num-iterations must be at least 1, --num-generations at least 2")
-    if not args.learning_rate > 0:
-        parser.error("--learning-rate must be positive")
+    if not args.learning_rate > 0 or not 0 <= args.mistake_rate <= 1:
+        parser.error("--learning-rate must be positive and --mistake-rate in [0, 1]")
     if not all(0 < s < 1 for s in args.starts) or not all(0 <= p < 1 for p in args.noises):
         parser.error("--starts must lie in (0, 1) and --noises in [0, 1)")
     if args.methods is None:  # every method that can differ from GRPO at this --num-iterations
@@ -262,6 +268,7 @@ def main(argv: list[str]) -> int:
         num_iterations=args.num_iterations,
         num_generations=args.num_generations,
         learning_rate=args.learning_rate,
+        mistake_rate=args.mistake_rate,
     )
     out = Path(args.out)
     try:

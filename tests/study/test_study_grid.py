@@ -140,7 +140,8 @@ def test_a_grid_folder_in_use_or_with_nothing_to_report_gives_one_line(tmp_path)
 
 def test_group_size_and_learning_rate_select_the_runs_a_report_reads(tmp_path):
     """--num-generations and --learning-rate are part of a cell: runs made with 16 samples per prompt at lr 1e-3
-    are reported under those flags, and not under the defaults; a group of one sample is refused."""
+    are reported under those flags, and not under the defaults; a group of one sample, or a share of slips
+    in the warm-up outside [0, 1], is refused."""
     out, docs = tmp_path / "grid", tmp_path / "docs"
     wide = StudySettings(
         avg_k=32, start_accuracy=0.1, reward_noise=0.0, num_generations=16, learning_rate=1e-3
@@ -161,3 +162,7 @@ def test_group_size_and_learning_rate_select_the_runs_a_report_reads(tmp_path):
         [*command, "--num-generations", "1"], capture_output=True, text=True, env=env, timeout=300
     )
     assert one.returncode == 2 and "--num-generations at least 2" in one.stderr
+    slips = subprocess.run(
+        [*command, "--mistake-rate", "1.5"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert slips.returncode == 2 and "--mistake-rate in [0, 1]" in slips.stderr
