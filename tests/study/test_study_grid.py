@@ -166,3 +166,18 @@ def test_group_size_and_learning_rate_select_the_runs_a_report_reads(tmp_path):
         [*command, "--mistake-rate", "1.5"], capture_output=True, text=True, env=env, timeout=300
     )
     assert slips.returncode == 2 and "--mistake-rate in [0, 1]" in slips.stderr
+
+
+def test_a_grid_of_grpo_alone_reports_its_own_change_without_a_heat_map(tmp_path):
+    """A headroom probe (--methods grpo): GRPO's held-out accuracy against its warm start, nothing to compare."""
+    out, docs = tmp_path / "grid", tmp_path / "docs"
+    sparse = StudySettings(avg_k=32, start_accuracy=0.1, reward_noise=0.0)
+    for seed in range(3):
+        finished_run(out, GRPO, sparse, seed, 0.2 + 0.1 * seed)
+    report(
+        out, docs, "--starts", "0.1", "--noises", "0", "--methods", "grpo", "--seeds", "3", "--name", "probe"
+    )
+    (cell,) = json.loads((docs / "probe.json").read_text())["cells"]
+    assert (cell["mean"]["grpo"]["greedy_accuracy"], cell["start_actual"][1]) == pytest.approx((0.3, 0.1))
+    assert "| 0.1 | 0 | 3 | 0.300 |" in (docs / "probe.md").read_text()
+    assert not (docs / "probe-accuracy.png").exists()

@@ -523,8 +523,9 @@ def plot_grid_heatmap(summary: dict[str, Any], variants: list[str], metric: str 
 def write_grid_report(
     folder: Path, results: list[dict[str, Any]], variants: dict[str, Any], name: str = "results-grid"
 ) -> Path:
-    """Write ``{name}.md``, ``{name}.json`` and ``{name}-accuracy.png`` into ``folder`` (``variants``: short
-    label -> the ``Method`` the label stands for); return the markdown path."""
+    """Write ``{name}.md``, ``{name}.json`` and, when a method is compared with GRPO, the heat map
+    ``{name}-accuracy.png`` into ``folder`` (``variants``: short label -> the ``Method`` the label stands
+    for; GRPO alone is a headroom probe); return the markdown path."""
     if not results:
         raise ValueError("no finished grid runs to report on.")
     folder.mkdir(parents=True, exist_ok=True)
@@ -532,7 +533,8 @@ def write_grid_report(
     compared = [label for label in variants if label != "grpo"]
     summary = grid_summary(results, labels)
     write_atomically(folder / f"{name}.json", json.dumps(summary, indent=1).encode())
-    write_atomically(folder / f"{name}-accuracy.png", plot_grid_heatmap(summary, compared))
+    if compared:
+        write_atomically(folder / f"{name}-accuracy.png", plot_grid_heatmap(summary, compared))
     path = folder / f"{name}.md"
     write_atomically(path, render_grid_markdown(summary, compared).encode())
     return path
