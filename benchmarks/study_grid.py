@@ -293,7 +293,7 @@ def run_and_report(out: Path, args, grid: list[StudySettings], variants: dict[st
     report = write_grid_report(Path(args.docs), results, variants, args.name)
     summary = grid_summary(results, {v.name: label for label, v in variants.items()})
     compared = list(variants)[1:]
-    claims = "#### Claims, cell by cell\n\n" + claim_evidence(summary, compared) + "\n"
+    claims = "#### Claims, cell by cell\n\n" + claim_evidence(summary, compared) + "\n" if compared else ""
     if left_out:
         claims = "".join(f"**Left out:** {why}.\n\n" for why in left_out) + claims
     write_atomically(report, claims + report.read_text())

@@ -179,5 +179,8 @@ def test_a_grid_of_grpo_alone_reports_its_own_change_without_a_heat_map(tmp_path
     )
     (cell,) = json.loads((docs / "probe.json").read_text())["cells"]
     assert (cell["mean"]["grpo"]["greedy_accuracy"], cell["start_actual"][1]) == pytest.approx((0.3, 0.1))
-    assert "| 0.1 | 0 | 3 | 0.300 |" in (docs / "probe.md").read_text()
+    text = (docs / "probe.md").read_text()
+    assert "| 0.1 | 0 | 3 | 0.300 |\n" in text and "| start target | noise | seeds | grpo |\n" in text
+    assert "Claims" not in text  # nothing is compared with GRPO
+    assert "| 0.1 | 0 | 0: 0.100 -> 0.200; 1: 0.100 -> 0.300; 2: 0.100 -> 0.400 |" in text
     assert not (docs / "probe-accuracy.png").exists()

@@ -377,6 +377,13 @@ def grid_summary(
                 label: sum(not math.isnan(steps_to_target(r)) for r in variant_runs.values())
                 for label, variant_runs in runs.items()
             },
+            "greedy_by_seed": {  # seed -> [its warm start's, the run's final held-out greedy accuracy]
+                label: {
+                    s: [r["warm_start"]["heldout_accuracy"], r["final"]["greedy_accuracy"]]
+                    for s, r in rs.items()
+                }
+                for label, rs in runs.items()
+            },
             "mean": {},
             "vs_baseline": {},
         }
@@ -428,7 +435,9 @@ def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
         digits = 1 if metric == "steps_to_target" else 3
         lines += [f"#### {title}", ""]
         lines.append(
-            f"| start target | noise | seeds | {baseline} | " + " | ".join(f"Δ {v}" for v in variants) + " |"
+            "| "
+            + " | ".join(["start target", "noise", "seeds", baseline, *(f"Δ {v}" for v in variants)])
+            + " |"
         )
         lines.append("|---|---|---|---|" + "---|" * len(variants))
         for cell in summary["cells"]:
@@ -454,7 +463,16 @@ def render_grid_markdown(summary: dict[str, Any], variants: list[str]) -> str:
                 + " |"
             )
         lines.append("")
-    lines += ["#### cells: actual warm start and all-equal-reward groups", ""]
+    lines += [f"#### {baseline} per seed: held-out greedy accuracy, warm start -> end of the run", ""]
+    lines += ["| start target | noise | seed: warm start -> end |", "|---|---|---|"]
+    for cell in summary["cells"]:
+        by_seed = sorted(cell["greedy_by_seed"].get(baseline, {}).items())
+        lines.append(
+            f"| {cell['start_target']:g} | {cell['reward_noise']:g} | "
+            + "; ".join(f"{seed}: {a:.3f} -> {b:.3f}" for seed, (a, b) in by_seed)
+            + " |"
+        )
+    lines += ["", "#### cells: actual warm start and all-equal-reward groups", ""]
     lines.append(
         "| start target | noise | seeds | held-out start min / mean / max | "
         + " | ".join(f"all-equal groups {v}" for v in [baseline, *variants])
