@@ -46,7 +46,9 @@ def test_compare_on_a_chat_model_runs_every_method_and_writes_the_claim_table(ch
     assert all(
         r["grpo_start"] == start["final"][r["metric"]] for r in claims if r["metric"] in start["final"]
     )
-    assert "GRPO's own change" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "GRPO's own change" in report and "![curves-accuracy](curves-accuracy.png)" in report
+    assert (out / "curves-entropy.png").read_bytes()[:4] == b"\x89PNG"
 
     before = {m: (out / "runs" / f"{m}-seed0" / "result.json").stat().st_mtime_ns for m in results}
     assert icpo.cli.main(argv) == 0  # finished runs are never redone

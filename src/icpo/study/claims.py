@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from icpo.study.report import paired_difference
+from icpo.study.report import paired_difference, plot_curves
 
 HEADROOM = 0.05
 MIN_SEEDS = 3  # see the module docstring: two seeds can give a zero-width interval
@@ -187,6 +187,7 @@ def write_real_lm_report(out: Path, results: list[dict[str, Any]]) -> Path:
     cell = settings["regime"] + (f", {passes} optimiser passes per batch" if passes > 1 else "")
     records = claim_records(settings["model"], cell, start["final"], results)
     write_json_atomically(out / "claims.json", records)
+    plots = plot_curves(results, out, "curves", baseline="grpo")
     grpo = [r for r in results if r["variant"] == "grpo"]
     gain = _mean([r["final"][HEADLINE] for r in grpo]) - start["final"][HEADLINE]
     text = (
@@ -200,6 +201,8 @@ def write_real_lm_report(out: Path, results: list[dict[str, Any]]) -> Path:
         + render_finals(start["final"], results)
         + "\nDifferences are method - GRPO, paired by seed; the interval is a 95% t interval over seeds.\n\n"
         + render_claims(records)
+        + "\nCurves (mean over seeds; right: each method minus GRPO, paired by seed):\n\n"
+        + "".join(f"![{path.stem}]({path.name})\n" for path in plots)
     )
     write_atomically(out / "report.md", text)
     return out / "report.md"
