@@ -149,7 +149,8 @@ def display_name(variant: str, results: list[dict[str, Any]]) -> str:
 def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: str) -> list[Path]:
     """One PNG per curve in ``CURVES``: left, one line per variant (mean across seeds; per-step training
     metrics as a moving average over a tenth of the run, the raw steps faint behind it); right, with
-    several seeds, each variant minus the baseline, paired by seed, with its 95% CI band."""
+    several seeds, each variant minus the baseline, paired by seed, with its 95% CI band (per-step metrics:
+    the difference and its band under the same moving average)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,6 +180,8 @@ def plot_curves(results: list[dict[str, Any]], out: Path, name: str, baseline: s
             axes[0, 0].plot(steps, mean, label=legend, **style)
             if paired and variant != baseline:
                 steps, diff, low, high = paired_curve(runs, grouped[baseline], metric, source)
+                if source == "history" and window > 1:  # the same moving average as the left panel
+                    diff, low, high = (smoothed(values, window) for values in (diff, low, high))
                 axes[0, 1].plot(steps, diff, color=f"C{index}", label=display_name(variant, results))
                 axes[0, 1].fill_between(steps, low, high, color=f"C{index}", alpha=0.2)
         axes[0, 0].set_ylabel(label)
