@@ -60,6 +60,10 @@ def test_compare_on_a_chat_model_checks_its_arguments_first(chat_policy, tmp_pat
     assert "give --task single-digit, two-digit-add, word-problems" in icpo_fails(*common)
     assert "unknown method 'dapo'" in icpo_fails(*common, "--task", "single-digit", "--methods", "dapo")
     assert "--steps must be at least 1" in icpo_fails(*common, "--task", "single-digit", "--steps", "0")
+    assert (
+        "--first-seed at least 0 (the study runs seeds S..S+N-1), got --seeds 2 --first-seed -1"
+        in icpo_fails(*common, "--task", "single-digit", "--seeds", "2", "--first-seed", "-1")
+    )
     assert "the model has 2 decoder layers" in icpo_fails(
         *common, "--task", "single-digit", "--trainable-layers", "3"
     )
@@ -67,6 +71,29 @@ def test_compare_on_a_chat_model_checks_its_arguments_first(chat_policy, tmp_pat
         *common, "--task", "single-digit", "--methods", "grpo", "clip-higher"
     )
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_seeds_split_over_two_folders_merge_into_one_study_without_rerunning(chat_policy, tmp_path):
+    """--first-seed: seed 1 runs in its own folder; copied beside seed 0, the study over both only reports."""
+    import shutil
+
+    import icpo.cli
+
+    common = ["compare", "--model", str(chat_policy), "--task", "single-digit", "--methods", "grpo", "icpo",
+              "--steps", "1", "--trainable-layers", "1", "--eval-every", "1", "--num-test", "4"]  # fmt: skip
+    first, second = tmp_path / "seed0", tmp_path / "seed1"
+    assert icpo.cli.main([*common, "--seeds", "1", "--out", str(first)]) == 0
+    assert icpo.cli.main([*common, "--seeds", "1", "--first-seed", "1", "--out", str(second)]) == 0
+    assert sorted(p.name for p in (second / "runs").iterdir()) == ["grpo-seed1", "icpo-seed1"]
+    for run in (second / "runs").iterdir():
+        shutil.copytree(run, first / "runs" / run.name)
+    finished = {p: p.stat().st_mtime_ns for p in (first / "runs").glob("*/result.json")}
+
+    assert icpo.cli.main([*common, "--seeds", "2", "--out", str(first)]) == 0
+    assert finished == {p: p.stat().st_mtime_ns for p in (first / "runs").glob("*/result.json")}
+    claims = json.loads((first / "claims.json").read_text())
+    assert [r["n_seeds"] for r in claims if r["metric"] == "greedy_accuracy"] == [2]
 
 
 def test_a_precision_other_than_auto_or_float32_is_refused():

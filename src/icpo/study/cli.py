@@ -93,11 +93,9 @@ def _plan(args) -> StudyPlan:
         if getattr(args, key) is None:
             setattr(args, key, getattr(tiny, key))
     settings, methods = _settings_and_methods(args)
-    if getattr(args, "seeds", 1) < 1:
-        raise ValueError(f"--seeds must be at least 1 (the study runs seeds 0..N-1), got {args.seeds}.")
     if getattr(args, "seed", 0) < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}.")
-    seeds = [args.seed] if args.command == "demo" else list(range(args.seeds))
+    seeds = [args.seed] if args.command == "demo" else _seeds(args)
     report_name = (
         "report"
         if args.command == "demo"
@@ -192,8 +190,7 @@ def _real_lm_plan(args) -> RealLMPlan:
         check_preset_available(args.model)
     else:
         check_model(args.model)
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be at least 1 (the study runs seeds 0..N-1), got {args.seeds}.")
+    seeds = _seeds(args)
     defaults = RealLMSettings()
     overrides = {
         key: value
@@ -220,7 +217,17 @@ def _real_lm_plan(args) -> RealLMPlan:
         args.methods = list(REAL_LM_METHODS)
     methods = _compared_methods(args)
     settings = replace(settings, num_iterations=args.num_iterations)
-    return RealLMPlan(check_output_folder(args.out), settings, methods, list(range(args.seeds)))
+    return RealLMPlan(check_output_folder(args.out), settings, methods, seeds)
+
+
+def _seeds(args) -> list[int]:
+    """``icpo compare``'s seeds: S..S+N-1 for ``--first-seed S --seeds N``."""
+    if args.seeds < 1 or args.first_seed < 0:
+        raise ValueError(
+            f"--seeds must be at least 1 and --first-seed at least 0 (the study runs seeds S..S+N-1), got "
+            f"--seeds {args.seeds} --first-seed {args.first_seed}."
+        )
+    return list(range(args.first_seed, args.first_seed + args.seeds))
 
 
 def _run_plan(args, plan: StudyPlan | RealLMPlan) -> int:
@@ -266,14 +273,22 @@ def register(subparsers) -> None:
         formatter_class=HelpFormatter,
         help="GRPO vs ICPO and its peers over several seeds, paired by seed, on the tiny policy or a real LM",
         description="On the tiny policy (default): GRPO against the ICPO variant of the flags, or against "
-        "each --methods entry, over seeds 0..N-1, about 40 s per run on a 2-core CPU. With --model (a chat "
+        "each --methods entry, over seeds S..S+N-1, about 40 s per run on a 2-core CPU. With --model (a chat "
         "model preset such as smollm2-135m-instruct, or a folder) and --task single-digit|two-digit-add|word-problems: "
         "every --methods entry against GRPO on a chat task, held-out problems in the training prompt, the "
         "claim table in report.md and claims.json (SmolLM2: 7-14 s per step and minutes per evaluation on a "
         "2-core CPU, docs/performance.md). Finished runs are never redone.",
     )
     _add_study_arguments(compare, StudySettings())
-    compare.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
+    compare.add_argument("--seeds", type=int, default=5, help="how many seeds: S..S+N-1 (S: --first-seed)")
+    compare.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="first seed: to split one study's seeds over processes or machines, run each share into its own "
+        "--out, copy the run folders (runs/*, with a real LM also start.json) into one, and rerun there over "
+        "all seeds: only the report is left to make",
+    )
     real = compare.add_argument_group(
         "a real LM (icpo.study.real_lm): --model PRESET_OR_FOLDER --task single-digit|two-digit-add|word-problems; "
         "--steps, --eval-every, --num-test, --seeds, --methods and --num-iterations apply, the other study "
