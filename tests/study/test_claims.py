@@ -56,3 +56,27 @@ def test_records_pair_by_seed_and_show_grpo_own_gain():
     assert "| icpo |" in blocks and "-0.050 [-0.050, -0.050] supported" in blocks
     no_headroom = claim_records("tiny", "sparse", {"greedy_accuracy": 0.6}, results)
     assert {r["verdict"] for r in no_headroom} == {"untestable here"}
+
+
+def test_a_real_lm_report_names_the_runs_settings_not_those_start_json_was_made_with(tmp_path):
+    """start.json is reused across training settings, so the report's step count and cell come from the runs."""
+    import json
+    from dataclasses import asdict, replace
+
+    from icpo.study.claims import write_real_lm_report
+    from icpo.study.real_lm import RealLMSettings
+
+    made = RealLMSettings(regime="single-digit", steps=60, num_iterations=1)
+    start = {"settings": asdict(made), "final": {"greedy_accuracy": 0.5}}
+    (tmp_path / "start.json").write_text(json.dumps(start))
+    trained = asdict(replace(made, steps=40, num_iterations=2))
+    results = [
+        run(variant, seed, 0.7 + 0.01 * seed) | {"settings": trained, "wall_seconds": 60.0, "history": [],
+                                                  "eval_curve": [{"step": 40, "accuracy": 0.7}]}
+        for variant in ("grpo", "icpo") for seed in range(3)
+    ]  # fmt: skip
+    report = write_real_lm_report(tmp_path, results).read_text()
+    assert (
+        report.startswith("# smollm2-135m-instruct on single-digit") and "\n40 steps of 4 prompts" in report
+    )
+    assert "single-digit, 2 optimiser passes per batch" in report

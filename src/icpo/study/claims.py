@@ -182,7 +182,8 @@ def write_real_lm_report(out: Path, results: list[dict[str, Any]]) -> Path:
     from icpo.runfolder import write_atomically, write_json_atomically
 
     start = json.loads((out / "start.json").read_text())
-    settings = start["settings"]
+    # The runs' own settings: start.json is reused across training settings (icpo.study.real_lm.START_FIELDS).
+    settings = results[0]["settings"] if results else start["settings"]
     passes = settings.get("num_iterations", 1)
     cell = settings["regime"] + (f", {passes} optimiser passes per batch" if passes > 1 else "")
     records = claim_records(settings["model"], cell, start["final"], results)
