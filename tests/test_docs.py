@@ -38,3 +38,20 @@ def test_the_docs_name_the_default_combination():
     assert by_default and f'icpo_combine="{default}"' in by_default.group(), opening
     assert f'`icpo_combine="{default}"`' in README and "(our measured default)" in README
     assert f'**`combine = "{default}"` (the default' in METHOD
+
+
+REAL_LM_STUDIES = sorted((REPO_ROOT / "docs").glob("results-smollm2-*-it2/claims.json"))
+
+
+@pytest.mark.parametrize("claims_file", REAL_LM_STUDIES, ids=lambda path: path.parent.name)
+def test_results_quote_each_real_lm_study_as_its_files_say(claims_file):
+    """docs/results.md gives GRPO's own change of every two-pass SmolLM2 study, and every difference from GRPO
+    whose interval excludes 0 there, with that interval, as the study's claims.json has them."""
+    results = " ".join((REPO_ROOT / "docs" / "results.md").read_text().split())
+    records = json.loads(claims_file.read_text())
+    greedy = next(r for r in records if r["metric"] == "greedy_accuracy")
+    assert f"{greedy['grpo_start']:.3f} -> {greedy['grpo_end']:.3f}" in results
+    for record in records:
+        if record["verdict"] in ("supported", "contradicted"):
+            quoted = f"{record['delta']:+.3f} [{record['ci_low']:+.3f}, {record['ci_high']:+.3f}]"
+            assert quoted in results, (record["method"], record["metric"], quoted)
