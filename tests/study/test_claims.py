@@ -80,3 +80,18 @@ def test_a_real_lm_report_names_the_runs_settings_not_those_start_json_was_made_
         report.startswith("# smollm2-135m-instruct on single-digit") and "\n40 steps of 4 prompts" in report
     )
     assert "single-digit, 2 optimiser passes per batch" in report
+
+
+def test_the_entropy_claim_starts_from_grpo_first_steps():
+    """Entropy is measured in training, not by the start evaluation: GRPO's start is its first steps' mean."""
+    results = [
+        {"variant": variant, "seed": seed, "final": {"greedy_accuracy": 0.5, "entropy_start": 0.8 + 0.1 * seed,
+                                                     "entropy_end": end}}
+        for variant, end in (("grpo", 0.2), ("icpo", 0.4)) for seed in range(3)
+    ]  # fmt: skip
+    (entropy,) = [
+        r
+        for r in claim_records("lm", "dense", {"greedy_accuracy": 0.3}, results)
+        if r["metric"] == "entropy_end"
+    ]
+    assert (entropy["grpo_start"], entropy["grpo_end"]) == pytest.approx((0.9, 0.2))

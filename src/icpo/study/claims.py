@@ -59,6 +59,14 @@ def verdict(grpo_gain: float, n_seeds: int, ci_low: float, ci_high: float, bette
     return "supported" if (ci_low > 0) == (better == "higher") else "contradicted"
 
 
+def _start_of_training(grpo: dict[int, dict[str, float]], seeds: list[int], metric: str) -> float:
+    """A training metric's value at the start, which the start policy's evaluation cannot give: GRPO's mean
+    over its first steps (``entropy_start`` for ``entropy_end``); NaN for other metrics."""
+    if metric != "entropy_end":
+        return math.nan
+    return _mean([grpo[s].get("entropy_start", math.nan) for s in seeds])
+
+
 def claim_records(
     testbed: str, cell: str, start: dict[str, float], results: list[dict[str, Any]], baseline: str = "grpo"
 ) -> list[dict[str, Any]]:
@@ -87,7 +95,7 @@ def claim_records(
                     "claim": claim,
                     "better": better,
                     "n_seeds": len(differences),
-                    "grpo_start": start.get(metric, math.nan),
+                    "grpo_start": start.get(metric, _start_of_training(grpo, seeds, metric)),
                     "grpo_end": _mean([grpo[s].get(metric, math.nan) for s in seeds]),
                     "grpo_gain": grpo_gain,
                     "delta": delta,
