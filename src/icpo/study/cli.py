@@ -286,8 +286,9 @@ def register(subparsers) -> None:
         type=int,
         default=0,
         help="first seed: to split one study's seeds over processes or machines, run each share into its own "
-        "--out, copy the run folders (runs/*, with a real LM also start.json) into one, and rerun there over "
-        "all seeds: only the report is left to make",
+        "--out (with a real LM, a copy of the main folder's start.json there saves evaluating the start "
+        "again), copy the run folders (runs/*) into one, and rerun there over all seeds: only the report is "
+        "left to make",
     )
     real = compare.add_argument_group(
         "a real LM (icpo.study.real_lm): --model PRESET_OR_FOLDER --task single-digit|two-digit-add|word-problems; "
